@@ -1,0 +1,230 @@
+/**
+ * The environment-variable schema of every `pipeline` process (12-factor). Validation is strict and
+ * reports the first problem as one line naming the variable, what is wrong and the expected form.
+ */
+import { z } from 'zod'
+import { ErrorCodes, PipelineError } from '../errors.ts'
+
+interface VarSpec {
+  /** What a valid value looks like, shown when the value is rejected. */
+  readonly expected: string
+  /** Secrets are never echoed back in errors, logs or metrics. */
+  readonly secret?: boolean
+  readonly schema: z.ZodType
+  /** One line for the README's configuration table. */
+  readonly doc: string
+}
+
+const wholeNumber = (min: number, max: number, fallback: number | undefined) => {
+  const parsed = z.coerce.number().int().min(min).max(max)
+  return fallback === undefined ? parsed.optional() : parsed.default(fallback)
+}
+
+const httpUrl = z.url({ protocol: /^https?$/ })
+
+const brokerList = z
+  .string()
+  .transform((raw) => raw.split(',').map((b) => b.trim()))
+  .pipe(z.array(z.string().regex(/^[^\s:,]+:\d{1,5}$/)).min(1))
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
+
+const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/)
+
+const secret = z.string().min(1).optional()
+
+/** Every variable the services read, with its schema and documentation. */
+export const envSpec = {
+  KAFKA_BROKERS: {
+    expected: 'comma-separated host:port list, e.g. 127.0.0.1:9092',
+    doc: 'Kafka bootstrap brokers. When set, the local launcher starts no broker.',
+    schema: brokerList.default(['127.0.0.1:9092']),
+  },
+  KAFKA_CLIENT_ID: {
+    expected: 'a short name',
+    doc: 'Kafka client id prefix.',
+    schema: z.string().min(1).default('integration-pipeline'),
+  },
+  KAFKA_TLS: {
+    expected: 'true or false',
+    doc: 'Connect to Kafka over TLS.',
+    schema: bool.default(false),
+  },
+  KAFKA_SASL_MECHANISM: {
+    expected: 'PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512',
+    doc: 'SASL mechanism for Kafka; unset means no SASL.',
+    schema: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']).optional(),
+  },
+  KAFKA_SASL_USERNAME: {
+    expected: 'a user name',
+    doc: 'SASL user name.',
+    schema: z.string().min(1).optional(),
+  },
+  KAFKA_SASL_PASSWORD: {
+    expected: 'a non-empty secret',
+    secret: true,
+    doc: 'SASL password (secret).',
+    schema: secret,
+  },
+  REDIS_URL: {
+    expected: 'redis://[user:password@]host:port[/db] or rediss://…',
+    secret: true,
+    doc: 'Redis for state, idempotency and leases. When set, the local launcher starts no Redis.',
+    schema: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  },
+  CRM_BASE_URL: {
+    expected: 'an http(s) URL, e.g. http://127.0.0.1:4010',
+    doc: 'CRM base URL; the producer polls `GET {CRM_BASE_URL}/customers`.',
+    schema: httpUrl.default('http://127.0.0.1:4010'),
+  },
+  INVENTORY_BASE_URL: {
+    expected: 'an http(s) URL, e.g. http://127.0.0.1:4010',
+    doc: 'Inventory base URL; the producer polls `GET {INVENTORY_BASE_URL}/products`.',
+    schema: httpUrl.default('http://127.0.0.1:4010'),
+  },
+  CRM_TOKEN: {
+    expected: 'a non-empty secret',
+    secret: true,
+    doc: 'Bearer token sent to the CRM (secret).',
+    schema: secret,
+  },
+  INVENTORY_TOKEN: {
+    expected: 'a non-empty secret',
+    secret: true,
+    doc: 'Bearer token sent to the Inventory (secret).',
+    schema: secret,
+  },
+  ANALYTICS_URL: {
+    expected: 'an http(s) URL, e.g. http://127.0.0.1:4020/analytics/data',
+    doc: 'Where merged views are POSTed.',
+    schema: httpUrl.default('http://127.0.0.1:4020/analytics/data'),
+  },
+  ANALYTICS_TOKEN: {
+    expected: 'a non-empty secret',
+    secret: true,
+    doc: 'Bearer token sent to Analytics (secret).',
+    schema: secret,
+  },
+  ADMIN_TOKEN: {
+    expected: 'a secret of at least 16 characters',
+    secret: true,
+    doc: 'Token for admin actions (DLQ replay); admin endpoints are off when unset (secret).',
+    schema: z.string().min(16).optional(),
+  },
+  POLL_INTERVAL_MS: {
+    expected: 'milliseconds between 100 and 86400000, e.g. 60000',
+    doc: 'How often each source is polled.',
+    schema: wholeNumber(100, 86_400_000, 60_000),
+  },
+  METRICS_HOST: {
+    expected: 'an interface address, e.g. 127.0.0.1 or 0.0.0.0',
+    doc: 'Interface the metrics/health server binds to.',
+    schema: z.string().min(1).default('127.0.0.1'),
+  },
+  METRICS_PORT: {
+    expected: 'a TCP port between 0 and 65535',
+    doc: 'Metrics/health port (default 9001 for the producer, 9000 for the consumer).',
+    schema: wholeNumber(0, 65_535, undefined),
+  },
+  LOG_LEVEL: {
+    expected: 'one of fatal, error, warn, info, debug, trace, silent',
+    doc: 'Log level.',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  },
+  TOPIC_CUSTOMERS: {
+    expected: 'a Kafka topic name ([A-Za-z0-9._-], at most 249 characters)',
+    doc: 'Customer source topic.',
+    schema: topicName.default('customer_data'),
+  },
+  TOPIC_PRODUCTS: {
+    expected: 'a Kafka topic name ([A-Za-z0-9._-], at most 249 characters)',
+    doc: 'Product source topic.',
+    schema: topicName.default('inventory_data'),
+  },
+  TOPIC_DLQ: {
+    expected: 'a Kafka topic name ([A-Za-z0-9._-], at most 249 characters)',
+    doc: 'Dead letter topic.',
+    schema: topicName.default('analytics_DLQ'),
+  },
+  TOPIC_PARTITIONS: {
+    expected: 'a whole number between 1 and 1000',
+    doc: 'Partitions of topics the services create.',
+    schema: wholeNumber(1, 1000, 6),
+  },
+  RETRY_MAX_ATTEMPTS: {
+    expected: 'a whole number between 1 and 100',
+    doc: 'Attempts per HTTP call (source or sink) before giving up.',
+    schema: wholeNumber(1, 100, 5),
+  },
+  RETRY_BASE_DELAY_MS: {
+    expected: 'milliseconds between 1 and 60000',
+    doc: 'First backoff delay; later ones grow exponentially with full jitter.',
+    schema: wholeNumber(1, 60_000, 200),
+  },
+  RETRY_MAX_DELAY_MS: {
+    expected: 'milliseconds between 1 and 600000',
+    doc: 'Cap of one backoff delay (also caps `Retry-After`).',
+    schema: wholeNumber(1, 600_000, 30_000),
+  },
+  MOCK_ANALYTICS_HOST: {
+    expected: 'an interface address, e.g. 127.0.0.1',
+    doc: 'Interface of `pipeline mock-analytics`.',
+    schema: z.string().min(1).default('127.0.0.1'),
+  },
+  MOCK_ANALYTICS_PORT: {
+    expected: 'a TCP port between 0 and 65535',
+    doc: 'Port of `pipeline mock-analytics`.',
+    schema: wholeNumber(0, 65_535, 4020),
+  },
+} as const satisfies Record<string, VarSpec>
+
+/** Names of every environment variable the services read. */
+export type EnvVarName = keyof typeof envSpec
+
+/** The validated configuration, keyed by variable name. */
+export type Config = { readonly [K in EnvVarName]: z.output<(typeof envSpec)[K]['schema']> }
+
+/** Every variable name, for documentation and for checks that deployment files only set real ones. */
+export const envVarNames = Object.keys(envSpec) as EnvVarName[]
+
+/** Names of the variables that hold secrets; their values must never be logged. */
+export const secretEnvVarNames = envVarNames.filter(
+  (name) => 'secret' in envSpec[name] && envSpec[name].secret,
+)
+
+/**
+ * Validates the environment and returns the typed configuration.
+ *
+ * @throws {PipelineError} `PIPELINE_CONFIG_INVALID` with one line naming the first bad variable, what
+ *   is wrong with it (without echoing secrets) and the expected form.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = {}
+  for (const name of envVarNames) {
+    const spec: VarSpec = envSpec[name]
+    const raw = env[name] === '' ? undefined : env[name]
+    const result = spec.schema.safeParse(raw)
+    if (!result.success) {
+      const shown = spec.secret ? '(secret value hidden)' : JSON.stringify(raw)
+      const problem = result.error.issues[0]?.message ?? 'invalid value'
+      throw new PipelineError(
+        ErrorCodes.CONFIG_INVALID,
+        `Invalid configuration: ${name}=${shown}: ${problem.toLowerCase()}; expected ${spec.expected}`,
+        { details: { variable: name } },
+      )
+    }
+    out[name] = result.data
+  }
+  const config = out as Config
+  if (
+    config.KAFKA_SASL_MECHANISM !== undefined &&
+    (!config.KAFKA_SASL_USERNAME || !config.KAFKA_SASL_PASSWORD)
+  ) {
+    throw new PipelineError(
+      ErrorCodes.CONFIG_INVALID,
+      'Invalid configuration: KAFKA_SASL_MECHANISM is set but KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is missing; expected both',
+      { details: { variable: 'KAFKA_SASL_MECHANISM' } },
+    )
+  }
+  return config
+}

@@ -1,0 +1,51 @@
+/**
+ * The one errors module: every failure the pipeline reports on purpose carries a stable code, so
+ * logs, metrics, DLQ records and tests can match on it instead of on message text.
+ */
+
+/** Stable error codes. Add new ones at the end of their group; never rename one that shipped. */
+export const ErrorCodes = {
+  CONFIG_INVALID: 'PIPELINE_CONFIG_INVALID',
+  INFRA_JAVA_MISSING: 'PIPELINE_INFRA_JAVA_MISSING',
+  INFRA_MAVEN_MISSING: 'PIPELINE_INFRA_MAVEN_MISSING',
+  INFRA_DOWNLOAD_FAILED: 'PIPELINE_INFRA_DOWNLOAD_FAILED',
+  INFRA_PORT_BUSY: 'PIPELINE_INFRA_PORT_BUSY',
+  INFRA_NOT_READY: 'PIPELINE_INFRA_NOT_READY',
+  INFRA_EXITED: 'PIPELINE_INFRA_EXITED',
+  INFRA_REDIS_MISSING: 'PIPELINE_INFRA_REDIS_MISSING',
+  USAGE: 'PIPELINE_USAGE',
+} as const
+
+/** One of the stable error codes. */
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
+
+/** Optional structured context attached to a {@link PipelineError}; never holds secrets. */
+export type ErrorDetails = Readonly<Record<string, unknown>>
+
+/**
+ * An expected failure with a stable code and a one-line, human-readable message that names what was
+ * wrong and, where there is one, what to do about it.
+ */
+export class PipelineError extends Error {
+  readonly code: ErrorCode
+  readonly details: ErrorDetails
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'PipelineError'
+    this.code = code
+    this.details = options.details ?? {}
+  }
+}
+
+/** True when `error` is a {@link PipelineError}, optionally with the given code. */
+export function isPipelineError(error: unknown, code?: ErrorCode): error is PipelineError {
+  return error instanceof PipelineError && (code === undefined || error.code === code)
+}
+
+/** A one-line description of any thrown value, for logs and CLI output (no stack trace). */
+export function describeError(error: unknown): string {
+  if (error instanceof PipelineError) return `${error.message} [${error.code}]`
+  if (error instanceof Error) return `${error.name}: ${error.message}`.replace(/\s*\n\s*/g, ' ')
+  return String(error)
+}
