@@ -3,8 +3,17 @@
  * with their output in a log file, stopped on request, and never left behind when we exit.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  createWriteStream,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { dirname } from 'node:path'
+import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ErrorCodes, PipelineError } from '../errors.ts'
 
@@ -18,6 +27,8 @@ export interface ChildSpec {
   readonly cwd?: string
   /** Written with the pid while the child runs, so a later run can reap it after a hard crash. */
   readonly pidFile?: string
+  /** Also show the child's output on our stdout, each line behind this prefix (like compose). */
+  readonly echoPrefix?: string
 }
 
 /** A running child under our control. */
@@ -47,13 +58,14 @@ export function spawnChild(spec: ChildSpec): ManagedChild {
     child = spawn(spec.command, spec.args, {
       cwd: spec.cwd,
       env: spec.env ?? process.env,
-      stdio: ['ignore', out, out],
+      stdio: spec.echoPrefix === undefined ? ['ignore', out, out] : ['ignore', 'pipe', 'pipe'],
       // Own process group: a terminal's Ctrl-C reaches only us, and we stop children in order.
       detached: true,
     })
   } finally {
     closeSync(out)
   }
+  if (spec.echoPrefix !== undefined) echoLines(child, spec.echoPrefix, spec.logFile)
   live.add(child)
   let stopping = false
   let exitError: PipelineError | undefined
@@ -105,6 +117,18 @@ export function spawnChild(spec: ChildSpec): ManagedChild {
       }
     },
   }
+}
+
+function echoLines(child: ChildProcess, prefix: string, logFile: string): void {
+  const file = createWriteStream(logFile, { flags: 'a' })
+  for (const stream of [child.stdout, child.stderr]) {
+    if (!stream) continue
+    createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
+      file.write(`${line}\n`)
+      process.stdout.write(`${prefix}${line}\n`)
+    })
+  }
+  child.once('exit', () => file.end())
 }
 
 /**

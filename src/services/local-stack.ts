@@ -1,0 +1,99 @@
+/**
+ * `pipeline up` (what `npm start` runs): the whole pipeline on this machine — real Kafka, Redis,
+ * the Prism mock of CRM + Inventory, the mock Analytics, then the producer and the consumer — with
+ * their output interleaved like `docker compose up`. Ctrl-C stops everything, services first.
+ */
+import { join } from 'node:path'
+import { type Config, loadConfig } from '../config/env.ts'
+import { describeError } from '../errors.ts'
+import { type ManagedChild, spawnChild } from '../infra/child.ts'
+import { cacheDir, projectRoot } from '../infra/paths.ts'
+import { startLocalInfra } from '../infra/stack.ts'
+
+/** A service of the stack: its CLI subcommand, and whether it exists yet. */
+export interface StackService {
+  readonly command: string
+  readonly available: boolean
+  readonly note: string
+}
+
+function portFromEnv(name: string): number | undefined {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return undefined
+  const port = Number(raw)
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new Error(
+      `${name}=${JSON.stringify(raw)} is not a TCP port; expected a whole number from 0 to 65535`,
+    )
+  }
+  return port
+}
+
+/**
+ * Runs the local stack until SIGINT/SIGTERM.
+ *
+ * @param services the services to start after the infrastructure, in order
+ * @returns the exit code
+ */
+export async function runLocalStack(services: readonly StackService[]): Promise<number> {
+  const say = (line: string) => process.stdout.write(`pipeline | ${line}\n`)
+  let config: Config
+  let ports: { kafka?: number; redis?: number; prism?: number }
+  try {
+    config = loadConfig()
+    ports = {}
+    const kafka = portFromEnv('KAFKA_PORT')
+    const redis = portFromEnv('REDIS_PORT')
+    const prism = portFromEnv('PRISM_PORT')
+    if (kafka !== undefined) ports.kafka = kafka
+    if (redis !== undefined) ports.redis = redis
+    if (prism !== undefined) ports.prism = prism
+  } catch (error) {
+    console.error(`pipeline up: ${describeError(error)}`)
+    return 1
+  }
+  const dataDir = join(cacheDir, 'local')
+  let infra: Awaited<ReturnType<typeof startLocalInfra>>
+  try {
+    infra = await startLocalInfra({ dataDir, ports, log: say })
+  } catch (error) {
+    console.error(`pipeline up: ${describeError(error)}`)
+    return 1
+  }
+  const children: ManagedChild[] = []
+  const env = { ...process.env, ...infra.env }
+  for (const service of services) {
+    if (!service.available) {
+      say(`${service.command}: ${service.note}`)
+      continue
+    }
+    children.push(
+      spawnChild({
+        name: service.command,
+        command: process.execPath,
+        args: [join(projectRoot, 'src', 'cli.ts'), service.command],
+        env,
+        logFile: join(dataDir, 'logs', `${service.command}.log`),
+        echoPrefix: `${service.command.padEnd(14)} | `,
+      }),
+    )
+  }
+  say(
+    [
+      'stack running (Ctrl-C stops it):',
+      `Kafka ${infra.kafkaBrokers.join(',')}`,
+      `Redis ${infra.redisUrl}`,
+      `CRM/Inventory mock ${infra.prismUrl ?? '(not started)'}`,
+      `Analytics mock http://${config.MOCK_ANALYTICS_HOST}:${config.MOCK_ANALYTICS_PORT}`,
+    ].join('\n  '),
+  )
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve())
+    process.once('SIGTERM', () => resolve())
+  })
+  say('stopping')
+  for (const child of children.reverse()) await child.stop(30_000)
+  await infra.stop()
+  say('stopped')
+  return 0
+}

@@ -1,0 +1,62 @@
+/**
+ * The shared life cycle of a long-running `pipeline` process: validate configuration, start, then
+ * on SIGTERM/SIGINT close gracefully within a deadline and exit 0. A start-up failure is one line.
+ */
+import { type Config, loadConfig } from '../config/env.ts'
+import { describeError } from '../errors.ts'
+import { createLogger, type Logger } from '../observability/logger.ts'
+
+/** What a started service hands back: how to stop it. */
+export interface RunningService {
+  close(): Promise<void>
+}
+
+/** Starts one service from the validated configuration. */
+export type ServiceStarter = (config: Config, logger: Logger) => Promise<RunningService>
+
+/** How long a graceful stop may take before we exit anyway (design §2: within 30 s). */
+const SHUTDOWN_DEADLINE_MS = 25_000
+
+/**
+ * Runs `start` as the process's service until a stop signal arrives.
+ *
+ * @returns the process exit code: 0 after a clean stop, 1 when start-up failed
+ */
+export async function runService(name: string, start: ServiceStarter): Promise<number> {
+  let config: Config
+  try {
+    config = loadConfig()
+  } catch (error) {
+    console.error(`${name}: ${describeError(error)}`)
+    return 1
+  }
+  const logger = createLogger({ service: name, level: config.LOG_LEVEL })
+  let service: RunningService
+  try {
+    service = await start(config, logger)
+  } catch (error) {
+    logger.fatal({ err: error }, `${name} failed to start: ${describeError(error)}`)
+    logger.flush()
+    return 1
+  }
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    process.once('SIGINT', () => resolve('SIGINT'))
+  })
+  logger.info({ signal }, `${name} stopping`)
+  const deadline = setTimeout(() => {
+    logger.error(`${name} did not stop within ${SHUTDOWN_DEADLINE_MS / 1000} s; exiting anyway`)
+    logger.flush()
+    process.exit(1)
+  }, SHUTDOWN_DEADLINE_MS)
+  deadline.unref()
+  try {
+    await service.close()
+  } catch (error) {
+    logger.error({ err: error }, `${name} stop failed: ${describeError(error)}`)
+    return 1
+  }
+  logger.info(`${name} stopped`)
+  logger.flush()
+  return 0
+}
