@@ -166,6 +166,31 @@ export const envSpec = {
     doc: 'Cap of one backoff delay (also caps `Retry-After`).',
     schema: wholeNumber(1, 600_000, 30_000),
   },
+  SOURCE_TIMEOUT_MS: {
+    expected: 'milliseconds between 100 and 600000',
+    doc: 'Per-request timeout of a source call (connect, headers and body each).',
+    schema: wholeNumber(100, 600_000, 10_000),
+  },
+  SOURCE_MAX_RESPONSE_BYTES: {
+    expected: 'bytes between 1024 and 1073741824',
+    doc: 'Largest source response page accepted; a larger one fails the cycle.',
+    schema: wholeNumber(1024, 1_073_741_824, 64 * 1024 * 1024),
+  },
+  SOURCE_MAX_PAGES: {
+    expected: 'a whole number between 1 and 1000000',
+    doc: 'Most pages followed in one listing; more fails the cycle (endless pagination).',
+    schema: wholeNumber(1, 1_000_000, 10_000),
+  },
+  MAX_DELETE_RATIO: {
+    expected: 'a fraction between 0 and 1, e.g. 0.5',
+    doc: 'Mass-deletion guard: a cycle that would delete more than this share of the known ids deletes nothing.',
+    schema: z.coerce.number().min(0).max(1).default(0.5),
+  },
+  LEASE_TTL_MS: {
+    expected: 'milliseconds between 1000 and 600000',
+    doc: 'Producer lease per source (HA): a dead holder is replaced after at most this long.',
+    schema: wholeNumber(1000, 600_000, 15_000),
+  },
   MOCK_ANALYTICS_HOST: {
     expected: 'an interface address, e.g. 127.0.0.1',
     doc: 'Interface of `pipeline mock-analytics`.',

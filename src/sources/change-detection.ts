@@ -1,0 +1,57 @@
+/**
+ * What a complete scan of a source means for Kafka (pure): which records are new or changed and
+ * must be published, which are unchanged, and which known ids vanished and become tombstones —
+ * unless so many vanished that the listing is more likely broken than the data deleted.
+ */
+
+/** A validated record of this scan, with its content hash. */
+export interface ScannedRecord<T> {
+  readonly id: string
+  readonly hash: string
+  readonly record: T
+}
+
+/** The plan for one cycle. */
+export interface ChangePlan<T> {
+  readonly upserts: readonly ScannedRecord<T>[]
+  readonly unchanged: number
+  readonly deletions: readonly string[]
+  /** Set when the guard refused the deletions; they are then not in `deletions`. */
+  readonly refusedDeletions: number
+}
+
+/** Options of {@link planChanges}. */
+export interface PlanOptions {
+  /** Whether the scan saw the whole listing; only then can absence mean deletion. */
+  readonly complete: boolean
+  /** Largest share (0..1) of the known ids one cycle may delete. */
+  readonly maxDeleteRatio: number
+}
+
+/**
+ * Compares a scan with the hashes last published per id.
+ *
+ * @param scanned the records of the scan (ids unique)
+ * @param known id → content hash last acknowledged by Kafka
+ */
+export function planChanges<T>(
+  scanned: readonly ScannedRecord<T>[],
+  known: ReadonlyMap<string, string>,
+  options: PlanOptions,
+): ChangePlan<T> {
+  const upserts: ScannedRecord<T>[] = []
+  const seen = new Set<string>()
+  let unchanged = 0
+  for (const item of scanned) {
+    seen.add(item.id)
+    if (known.get(item.id) === item.hash) unchanged++
+    else upserts.push(item)
+  }
+  if (!options.complete) return { upserts, unchanged, deletions: [], refusedDeletions: 0 }
+  const vanished: string[] = []
+  for (const id of known.keys()) if (!seen.has(id)) vanished.push(id)
+  if (vanished.length > 0 && vanished.length > options.maxDeleteRatio * known.size) {
+    return { upserts, unchanged, deletions: [], refusedDeletions: vanished.length }
+  }
+  return { upserts, unchanged, deletions: vanished, refusedDeletions: 0 }
+}

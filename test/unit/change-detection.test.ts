@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { planChanges } from '../../src/sources/change-detection.ts'
+
+const rec = (id: string, hash: string) => ({ id, hash, record: { id } })
+const options = { complete: true, maxDeleteRatio: 0.5 }
+
+test('new and changed records are published, unchanged ones counted', () => {
+  const known = new Map([
+    ['1', 'h1'],
+    ['2', 'h2'],
+  ])
+  const plan = planChanges([rec('1', 'h1'), rec('2', 'h2-new'), rec('3', 'h3')], known, options)
+  assert.deepEqual(
+    plan.upserts.map((u) => u.id),
+    ['2', '3'],
+  )
+  assert.equal(plan.unchanged, 1)
+  assert.deepEqual(plan.deletions, [])
+})
+
+test('an id missing from a complete scan becomes a deletion', () => {
+  const known = new Map([
+    ['1', 'h1'],
+    ['2', 'h2'],
+    ['3', 'h3'],
+  ])
+  const plan = planChanges([rec('1', 'h1'), rec('2', 'h2')], known, options)
+  assert.deepEqual(plan.deletions, ['3'])
+  assert.equal(plan.refusedDeletions, 0)
+})
+
+test('an incomplete scan never deletes', () => {
+  const known = new Map([['1', 'h1']])
+  assert.deepEqual(planChanges([], known, { ...options, complete: false }).deletions, [])
+})
+
+test('the guard refuses to delete more than the allowed share of known ids', () => {
+  const known = new Map(['1', '2', '3', '4'].map((id) => [id, `h${id}`] as [string, string]))
+  const plan = planChanges([rec('1', 'h1')], known, options)
+  assert.deepEqual(plan.deletions, [])
+  assert.equal(plan.refusedDeletions, 3)
+  const allowed = planChanges([rec('1', 'h1'), rec('2', 'h2')], known, options)
+  assert.deepEqual(allowed.deletions, ['3', '4'])
+})
