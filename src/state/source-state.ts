@@ -1,0 +1,66 @@
+/**
+ * What the producer remembers per source, in Redis so it survives restarts and is shared by
+ * replicas: the content hash last acknowledged by Kafka per id, the ETag of the last listing, and
+ * when the last cycle started (so replicas keep one schedule).
+ */
+import type { Redis } from './redis.ts'
+
+const CHUNK = 1000
+
+/** Redis-backed producer state of one deployment (`prefix` separates deployments and tests). */
+export class SourceState {
+  readonly #redis: Redis
+  readonly #prefix: string
+
+  constructor(redis: Redis, prefix = 'pipeline') {
+    this.#redis = redis
+    this.#prefix = prefix
+  }
+
+  #key(source: string, what: string): string {
+    return `${this.#prefix}:producer:${source}:${what}`
+  }
+
+  /** id → content hash last acknowledged by Kafka. */
+  async knownHashes(source: string): Promise<Map<string, string>> {
+    const all = await this.#redis.hGetAll(this.#key(source, 'hashes'))
+    return new Map(Object.entries(all))
+  }
+
+  /** Records that Kafka acknowledged these versions. */
+  async markPublished(source: string, entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    for (let i = 0; i < entries.length; i += CHUNK) {
+      const slice = entries.slice(i, i + CHUNK)
+      await this.#redis.hSet(this.#key(source, 'hashes'), Object.fromEntries(slice))
+    }
+  }
+
+  /** Records that Kafka acknowledged tombstones for these ids. */
+  async markDeleted(source: string, ids: readonly string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      await this.#redis.hDel(this.#key(source, 'hashes'), ids.slice(i, i + CHUNK))
+    }
+  }
+
+  /** The ETag of the last complete single-page listing. */
+  async etag(source: string): Promise<string | undefined> {
+    return (await this.#redis.get(this.#key(source, 'etag'))) ?? undefined
+  }
+
+  /** Stores (or, with undefined, forgets) the ETag for the next conditional GET. */
+  async setEtag(source: string, etag: string | undefined): Promise<void> {
+    if (etag === undefined) await this.#redis.del(this.#key(source, 'etag'))
+    else await this.#redis.set(this.#key(source, 'etag'), etag)
+  }
+
+  /** Epoch ms when the last cycle of `source` started, by any replica. */
+  async lastCycleAt(source: string): Promise<number | undefined> {
+    const raw = await this.#redis.get(this.#key(source, 'last-cycle'))
+    return raw === null ? undefined : Number(raw)
+  }
+
+  /** Records the start of a cycle. */
+  async setLastCycleAt(source: string, at: number): Promise<void> {
+    await this.#redis.set(this.#key(source, 'last-cycle'), String(at))
+  }
+}
