@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { parse } from 'yaml'
+import { customerSchema, productSchema } from '../../src/domain/records.ts'
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 type JsonObject = { [key: string]: Json }
@@ -296,5 +297,19 @@ test('the bearer scheme is documented but not required, so Prism answers without
       alternatives.some((keys) => keys.includes('bearerAuth')),
       `GET ${path} security should offer bearerAuth`,
     )
+  }
+})
+
+test('the producer accepts every record Prism serves (src/domain/records.ts)', () => {
+  for (const c of customers) {
+    const result = customerSchema.safeParse(c)
+    assert.ok(
+      result.success,
+      `customer example ${JSON.stringify(c)} fails the domain schema: ${result.error}`,
+    )
+  }
+  for (const p of products) {
+    const result = productSchema.safeParse(p)
+    assert.ok(result.success, `product example ${JSON.stringify(p)} fails the domain schema: ${result.error}`)
   }
 })
