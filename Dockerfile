@@ -7,7 +7,8 @@ FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # No runtime dependency has an install script; refusing them keeps the build from running registry code.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+# `npm install` honours package-lock.json; `npm ci` would refuse it for lacking other platforms' Biome builds.
+RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund \
   && npm cache clean --force
 
 FROM node:24-slim AS runtime

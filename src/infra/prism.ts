@@ -44,7 +44,8 @@ export async function startPrism(options: PrismOptions): Promise<LocalPrism> {
   const child = spawnChild({
     name: 'prism',
     command: process.execPath,
-    args: [bin, 'mock', '--host', '127.0.0.1', '--port', String(port), spec],
+    // Multiprocess mode crashes under NODE_ENV=production (Prism 5.16); one process is plenty here.
+    args: [bin, 'mock', '--multiprocess=false', '--host', '127.0.0.1', '--port', String(port), spec],
     // Prism's dependencies phone home unless told not to.
     env: { ...process.env, SCARF_ANALYTICS: 'false', DO_NOT_TRACK: '1' },
     logFile: join(options.logDir, 'prism.log'),
