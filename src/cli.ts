@@ -16,9 +16,16 @@ const commands: Record<string, Command> = {
       const { runLocalStack } = await import('./services/local-stack.ts')
       return runLocalStack([
         { command: 'mock-analytics', available: true, note: '' },
-        { command: 'producer', available: false, note: 'not built yet (issue: producer service)' },
+        { command: 'producer', available: true, note: '' },
         { command: 'consumer', available: false, note: 'not built yet (issue: consumer service)' },
       ])
+    },
+  },
+  producer: {
+    summary: 'poll CRM and Inventory and publish new or changed records to Kafka (metrics on :9001)',
+    async run() {
+      const { runProducerService } = await import('./services/producer/service.ts')
+      return runService('producer', runProducerService)
     },
   },
   'mock-analytics': {

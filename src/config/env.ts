@@ -15,10 +15,10 @@ interface VarSpec {
   readonly doc: string
 }
 
-const wholeNumber = (min: number, max: number, fallback: number | undefined) => {
-  const parsed = z.coerce.number().int().min(min).max(max)
-  return fallback === undefined ? parsed.optional() : parsed.default(fallback)
-}
+const wholeNumber = (min: number, max: number, fallback: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback)
+
+const optionalWholeNumber = (min: number, max: number) => z.coerce.number().int().min(min).max(max).optional()
 
 const httpUrl = z.url({ protocol: /^https?$/ })
 
@@ -124,7 +124,7 @@ export const envSpec = {
   METRICS_PORT: {
     expected: 'a TCP port between 0 and 65535',
     doc: 'Metrics/health port (default 9001 for the producer, 9000 for the consumer).',
-    schema: wholeNumber(0, 65_535, undefined),
+    schema: optionalWholeNumber(0, 65_535),
   },
   LOG_LEVEL: {
     expected: 'one of fatal, error, warn, info, debug, trace, silent',

@@ -1,0 +1,243 @@
+/**
+ * One poll cycle of one source: scan the listing, dead-letter invalid records, publish what is new
+ * or changed (and tombstones for what vanished), and remember each version only once Kafka
+ * acknowledged it, so a crash mid-cycle republishes and never skips.
+ */
+
+import type { DlqEntry } from '../../dlq/entry.ts'
+import { SCHEMA_VERSION } from '../../domain/records.ts'
+import { ErrorCodes, PipelineError } from '../../errors.ts'
+import type { DeadLetterWriter, MessagePublisher, OutgoingMessage } from '../../kafka/ports.ts'
+import type { Logger } from '../../observability/logger.ts'
+import type { ProducerMetrics } from '../../observability/metrics.ts'
+import type { SourceSpec } from '../../sources/catalog.ts'
+import { planChanges, type ScannedRecord } from '../../sources/change-detection.ts'
+import type { InvalidRecord, ScanOptions } from '../../sources/scan.ts'
+import { scanSource } from '../../sources/scan.ts'
+import type { SourceState } from '../../state/source-state.ts'
+
+/** What a cycle works with. */
+export interface CycleContext {
+  readonly state: SourceState
+  readonly publisher: MessagePublisher
+  readonly dlq: DeadLetterWriter
+  readonly metrics: ProducerMetrics
+  readonly logger: Logger
+  readonly scan: Omit<ScanOptions, 'etag' | 'onRetry' | 'signal'>
+  readonly maxDeleteRatio: number
+  /** Messages per Kafka send. */
+  readonly batchSize?: number
+  /** Sends in flight at once (ids are unique within a cycle, so their order does not matter). */
+  readonly concurrency?: number
+  /** Above this many changes, per-record delivery reports go to debug, not info. */
+  readonly reportThreshold?: number
+}
+
+/** The summary of a cycle, logged and returned. */
+export interface CycleSummary {
+  readonly source: string
+  readonly outcome: 'success' | 'not_modified'
+  readonly fetched: number
+  readonly published: number
+  readonly unchanged: number
+  readonly invalid: number
+  readonly deleted: number
+  readonly refusedDeletions: number
+  readonly pages: number
+  readonly durationMs: number
+}
+
+function invalidEntry(source: SourceSpec, item: InvalidRecord, at: string): DlqEntry {
+  return {
+    stage: 'source',
+    error: { class: 'ValidationError', message: item.reason },
+    attempts: 1,
+    firstFailedAt: at,
+    failedAt: at,
+    origin: { url: item.url, ...(item.id === undefined ? {} : { key: item.id }), topic: source.topic },
+    payload: item.raw,
+  }
+}
+
+function upsertMessage(source: SourceSpec, item: ScannedRecord<unknown>, polledAt: string): OutgoingMessage {
+  const envelope = {
+    schemaVersion: SCHEMA_VERSION,
+    source: source.name,
+    entity: source.entity,
+    id: item.id,
+    data: item.record,
+    contentHash: item.hash,
+    polledAt,
+  }
+  return {
+    topic: source.topic,
+    key: item.id,
+    value: JSON.stringify(envelope),
+    headers: {
+      'content-hash': item.hash,
+      source: source.name,
+      'schema-version': String(SCHEMA_VERSION),
+      'polled-at': polledAt,
+    },
+  }
+}
+
+function tombstone(source: SourceSpec, id: string, polledAt: string): OutgoingMessage {
+  return {
+    topic: source.topic,
+    key: id,
+    value: null,
+    headers: { source: source.name, 'schema-version': String(SCHEMA_VERSION), 'polled-at': polledAt },
+  }
+}
+
+/** Runs `work` over `items` in slices of `size`, at most `concurrency` slices at a time. */
+async function inSlices<T>(
+  items: readonly T[],
+  size: number,
+  concurrency: number,
+  work: (slice: readonly T[]) => Promise<void>,
+): Promise<void> {
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const slice = items.slice(next, next + size)
+      next += size
+      await work(slice)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, Math.ceil(items.length / size)) }, worker))
+}
+
+/**
+ * Runs one cycle of `source`.
+ *
+ * @throws {PipelineError} when the listing cannot be read completely, or Kafka does not acknowledge;
+ *   what was acknowledged before stays recorded, the rest is published by the next cycle
+ */
+export async function runCycle(
+  ctx: CycleContext,
+  source: SourceSpec,
+  signal?: AbortSignal,
+): Promise<CycleSummary> {
+  const started = Date.now()
+  const polledAt = new Date(started).toISOString()
+  const labels = { source: source.name }
+  const scan = await scanSource(source, {
+    ...ctx.scan,
+    etag: await ctx.state.etag(source.name),
+    signal,
+    onRetry: (info) => {
+      ctx.metrics.httpRetries.inc(labels)
+      ctx.logger.warn(
+        { source: source.name, attempt: info.attempt, delayMs: info.delayMs },
+        `${source.name}: ${info.reason}; retrying in ${info.delayMs} ms`,
+      )
+    },
+  })
+  if (scan.kind === 'not-modified') {
+    const summary = { ...emptySummary(source.name, started), outcome: 'not_modified' as const, pages: 1 }
+    ctx.logger.info({ ...summary }, `${source.name}: not modified since the last poll (ETag)`)
+    return summary
+  }
+
+  if (scan.invalid.length > 0) {
+    await ctx.dlq.write(scan.invalid.map((item) => invalidEntry(source, item, polledAt)))
+    ctx.metrics.records.inc({ ...labels, result: 'invalid' }, scan.invalid.length)
+    ctx.metrics.dlqMessages.inc({ stage: 'source' }, scan.invalid.length)
+    for (const item of scan.invalid.slice(0, 20)) {
+      ctx.logger.warn(
+        { source: source.name, id: item.id },
+        `${source.label} ${item.id ?? '(no id)'} is invalid and was dead-lettered: ${item.reason}`,
+      )
+    }
+  }
+
+  const known = await ctx.state.knownHashes(source.name)
+  const plan = planChanges(scan.records, known, { complete: true, maxDeleteRatio: ctx.maxDeleteRatio })
+  ctx.metrics.records.inc({ ...labels, result: 'unchanged' }, plan.unchanged)
+  if (plan.refusedDeletions > 0) {
+    ctx.metrics.deletionsRefused.inc(labels, plan.refusedDeletions)
+    ctx.logger.error(
+      { source: source.name, refused: plan.refusedDeletions, known: known.size },
+      `${source.name}: refusing to delete ${plan.refusedDeletions} of ${known.size} known records in one cycle (over MAX_DELETE_RATIO=${ctx.maxDeleteRatio}); check the source`,
+    )
+  }
+
+  const verbose = plan.upserts.length + plan.deletions.length <= (ctx.reportThreshold ?? 100)
+  const report = (id: string, what: string, partition: number, offset: bigint) => {
+    const line = `${source.label} ${id} ${what} to partition=${partition} offset=${offset}`
+    if (verbose) ctx.logger.info({ source: source.name, id, topic: source.topic }, line)
+    else ctx.logger.debug({ source: source.name, id, topic: source.topic }, line)
+  }
+  const send = async (messages: readonly OutgoingMessage[]) => {
+    if (signal?.aborted)
+      throw new PipelineError(ErrorCodes.SOURCE_ABORTED, `${source.name}: cycle stopped before publishing`)
+    try {
+      const reports = await ctx.publisher.send(messages)
+      ctx.metrics.publishes.inc({ topic: source.topic, outcome: 'acknowledged' }, messages.length)
+      return reports
+    } catch (error) {
+      ctx.metrics.publishes.inc({ topic: source.topic, outcome: 'error' }, messages.length)
+      throw error
+    }
+  }
+
+  const batch = ctx.batchSize ?? 1000
+  const concurrency = ctx.concurrency ?? 4
+  await inSlices(plan.upserts, batch, concurrency, async (slice) => {
+    const reports = await send(slice.map((item) => upsertMessage(source, item, polledAt)))
+    await ctx.state.markPublished(
+      source.name,
+      slice.map((item) => [item.id, item.hash] as const),
+    )
+    ctx.metrics.records.inc({ ...labels, result: 'published' }, slice.length)
+    slice.forEach((item, i) => {
+      const where = reports[i]
+      if (where) report(item.id, 'delivered successfully', where.partition, where.offset)
+    })
+  })
+  await inSlices(plan.deletions, batch, concurrency, async (slice) => {
+    const reports = await send(slice.map((id) => tombstone(source, id, polledAt)))
+    await ctx.state.markDeleted(source.name, slice)
+    ctx.metrics.records.inc({ ...labels, result: 'deleted' }, slice.length)
+    slice.forEach((id, i) => {
+      const where = reports[i]
+      if (where) report(id, 'deleted (tombstone) successfully', where.partition, where.offset)
+    })
+  })
+  // Only a fully applied listing may make the next poll conditional.
+  await ctx.state.setEtag(source.name, plan.refusedDeletions === 0 ? scan.etag : undefined)
+
+  const summary: CycleSummary = {
+    source: source.name,
+    outcome: 'success',
+    fetched: scan.fetched,
+    published: plan.upserts.length,
+    unchanged: plan.unchanged,
+    invalid: scan.invalid.length,
+    deleted: plan.deletions.length,
+    refusedDeletions: plan.refusedDeletions,
+    pages: scan.pages,
+    durationMs: Date.now() - started,
+  }
+  ctx.logger.info(
+    { ...summary },
+    `${source.name}: publish job completed: fetched ${summary.fetched}, published ${summary.published}, unchanged ${summary.unchanged}, invalid ${summary.invalid}, deleted ${summary.deleted} in ${summary.durationMs} ms`,
+  )
+  return summary
+}
+
+function emptySummary(source: string, started: number): Omit<CycleSummary, 'outcome'> {
+  return {
+    source,
+    fetched: 0,
+    published: 0,
+    unchanged: 0,
+    invalid: 0,
+    deleted: 0,
+    refusedDeletions: 0,
+    pages: 0,
+    durationMs: Date.now() - started,
+  }
+}

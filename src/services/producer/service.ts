@@ -1,0 +1,172 @@
+/**
+ * The composition root of `pipeline producer`: configuration in, one polling loop per source out,
+ * with Redis state, an idempotent Kafka producer, the DLQ, metrics and health on :9001.
+ */
+import { hostname } from 'node:os'
+import { Admin } from '@platformatic/kafka'
+import type { Registry } from 'prom-client'
+import { Agent } from 'undici'
+import type { Config } from '../../config/env.ts'
+import { createDlqWriter } from '../../dlq/writer.ts'
+import { baseClientOptions } from '../../kafka/connection.ts'
+import type { MessagePublisher } from '../../kafka/ports.ts'
+import { createProducer, publish } from '../../kafka/producer.ts'
+import { ensureTopics, pipelineTopicSpecs } from '../../kafka/topics.ts'
+import { startHealthServer } from '../../observability/health-server.ts'
+import type { Logger } from '../../observability/logger.ts'
+import { createProducerMetrics, createRegistry, type ProducerMetrics } from '../../observability/metrics.ts'
+import { type SourceSpec, sourcesFromConfig } from '../../sources/catalog.ts'
+import { connectRedis, type Redis } from '../../state/redis.ts'
+import { SourceState } from '../../state/source-state.ts'
+import type { RunningService } from '../run-service.ts'
+import { type CycleContext, runCycle } from './cycle.ts'
+import { type SourceLoop, startSourceLoop } from './scheduler.ts'
+
+/** Defaults of the producer's metrics port (design §2). */
+export const PRODUCER_METRICS_PORT = 9001
+
+/** Knobs tests and benchmarks turn; production takes the defaults. */
+export interface ProducerOverrides {
+  /** Redis key prefix (separates deployments and tests). */
+  readonly prefix?: string
+  readonly sources?: readonly SourceSpec[]
+  /** Identity of this replica for leases; defaults to host and pid. */
+  readonly owner?: string
+}
+
+/** Everything a cycle needs, connected; what the service runs its loops on. */
+export interface ProducerRuntime {
+  readonly context: CycleContext
+  readonly sources: readonly SourceSpec[]
+  readonly redis: Redis
+  readonly state: SourceState
+  readonly metrics: ProducerMetrics
+  readonly registry: Registry
+  readonly metricsUrl: string
+  /** Closes the clients and the health server, in reverse order of creation. */
+  close(): Promise<void>
+}
+
+/**
+ * Connects Redis and Kafka, creates the topics, and serves metrics and health: a producer that is
+ * ready to run cycles. Tests run cycles on it directly; the service runs them on a schedule.
+ */
+export async function createProducerRuntime(
+  config: Config,
+  logger: Logger,
+  overrides: ProducerOverrides = {},
+): Promise<ProducerRuntime> {
+  const registry = createRegistry('producer')
+  const metrics = createProducerMetrics(registry)
+  let redisReady = false
+  let kafkaReady = false
+  const health = await startHealthServer({
+    host: config.METRICS_HOST,
+    port: config.METRICS_PORT ?? PRODUCER_METRICS_PORT,
+    registry,
+    checks: { redis: () => redisReady, kafka: () => kafkaReady },
+  })
+  const closers: Array<() => Promise<unknown>> = [() => health.close()]
+  const close = async () => {
+    for (const closer of closers.reverse()) await closer().catch(() => undefined)
+    closers.length = 0
+  }
+  try {
+    const redis = await connectRedis(config.REDIS_URL, logger)
+    closers.push(() => redis.close())
+    redisReady = true
+
+    const admin = new Admin(baseClientOptions(config, 'producer-admin'))
+    closers.push(() => admin.close())
+    const topics = await ensureTopics(admin, pipelineTopicSpecs(config))
+    for (const warning of topics.warnings)
+      logger.warn({ warning }, `Kafka topic ${warning.topic}: ${warning.kind}`)
+    if (topics.created.length > 0)
+      logger.info({ topics: topics.created }, `created topics ${topics.created.join(', ')}`)
+
+    const producer = createProducer(config, 'producer')
+    closers.push(() => producer.close())
+    const publisher: MessagePublisher = { send: (messages) => publish(producer, messages) }
+    kafkaReady = true
+
+    const dispatcher = new Agent({
+      connect: { timeout: config.SOURCE_TIMEOUT_MS },
+      keepAliveTimeout: 30_000,
+      connections: 8,
+    })
+    closers.push(() => dispatcher.close())
+
+    const state = new SourceState(redis, overrides.prefix ?? 'pipeline')
+    const context: CycleContext = {
+      state,
+      publisher,
+      dlq: createDlqWriter(publisher, config.TOPIC_DLQ),
+      metrics,
+      logger,
+      maxDeleteRatio: config.MAX_DELETE_RATIO,
+      scan: {
+        dispatcher,
+        timeoutMs: config.SOURCE_TIMEOUT_MS,
+        maxBytes: config.SOURCE_MAX_RESPONSE_BYTES,
+        maxPages: config.SOURCE_MAX_PAGES,
+        retry: {
+          maxAttempts: config.RETRY_MAX_ATTEMPTS,
+          baseDelayMs: config.RETRY_BASE_DELAY_MS,
+          maxDelayMs: config.RETRY_MAX_DELAY_MS,
+        },
+      },
+    }
+    const sources = overrides.sources ?? sourcesFromConfig(config)
+    return { context, sources, redis, state, metrics, registry, metricsUrl: health.url, close }
+  } catch (error) {
+    await close()
+    throw error
+  }
+}
+
+/** A running producer. */
+export interface ProducerService extends RunningService {
+  readonly runtime: ProducerRuntime
+  readonly loops: readonly SourceLoop[]
+}
+
+/** Starts the producer: the runtime plus one polling loop per source. */
+export async function startProducerService(
+  config: Config,
+  logger: Logger,
+  overrides: ProducerOverrides = {},
+): Promise<ProducerService> {
+  const runtime = await createProducerRuntime(config, logger, overrides)
+  const owner = overrides.owner ?? `${hostname()}:${process.pid}`
+  const loops = runtime.sources.map((source) =>
+    startSourceLoop({
+      source,
+      redis: runtime.redis,
+      state: runtime.state,
+      metrics: runtime.metrics,
+      logger,
+      intervalMs: config.POLL_INTERVAL_MS,
+      leaseTtlMs: config.LEASE_TTL_MS,
+      owner,
+      prefix: overrides.prefix ?? 'pipeline',
+      runCycle: (spec, signal) => runCycle(runtime.context, spec, signal),
+    }),
+  )
+  logger.info(
+    { sources: runtime.sources.map((s) => ({ name: s.name, topic: s.topic })), metrics: runtime.metricsUrl },
+    `producer started: polling ${runtime.sources.map((s) => s.name).join(', ')} every ${config.POLL_INTERVAL_MS} ms; metrics on ${runtime.metricsUrl}/metrics`,
+  )
+  return {
+    runtime,
+    loops,
+    async close() {
+      // Loops first (they use everything else), then the clients.
+      await Promise.all(loops.map((loop) => loop.stop()))
+      await runtime.close()
+    },
+  }
+}
+
+/** `pipeline producer`: the service started from the environment. */
+export const runProducerService = (config: Config, logger: Logger): Promise<RunningService> =>
+  startProducerService(config, logger)

@@ -1,0 +1,63 @@
+/** Reading what landed on a topic, for assertions: every message from the earliest offset. */
+import { Consumer, stringDeserializers } from '@platformatic/kafka'
+import { testInfra, uniqueName } from './env.ts'
+
+/** A message as a test sees it. */
+export interface ReadMessage {
+  readonly key: string
+  readonly value: string | null
+  readonly partition: number
+  readonly offset: bigint
+  readonly headers: Record<string, string>
+}
+
+/**
+ * Reads `topic` from the earliest offset with a fresh group until `count` messages arrived (then
+ * waits `settleMs` more, to catch extras), or until nothing came for `idleMs`.
+ */
+export async function readTopic(
+  topic: string,
+  options: { count?: number; idleMs?: number; settleMs?: number } = {},
+): Promise<ReadMessage[]> {
+  const consumer = new Consumer({
+    clientId: 'test-reader',
+    groupId: uniqueName('test-reader'),
+    bootstrapBrokers: testInfra.kafkaBrokers,
+    deserializers: stringDeserializers,
+    maxWaitTime: 200,
+  })
+  const messages: ReadMessage[] = []
+  try {
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false })
+    const idleMs = options.idleMs ?? 3000
+    await new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout
+      const arm = (ms: number) => {
+        clearTimeout(timer)
+        timer = setTimeout(resolve, ms)
+      }
+      arm(idleMs)
+      stream.on('error', reject)
+      stream.on('data', (message) => {
+        const headers: Record<string, string> = {}
+        for (const [name, value] of message.headers) headers[String(name)] = String(value)
+        messages.push({
+          key: String(message.key),
+          value:
+            message.value === undefined || message.value === null || message.value === ''
+              ? null
+              : String(message.value),
+          partition: message.partition,
+          offset: message.offset,
+          headers,
+        })
+        const reached = options.count !== undefined && messages.length >= options.count
+        arm(reached ? (options.settleMs ?? 500) : idleMs)
+      })
+    })
+    await stream.close()
+  } finally {
+    await consumer.close(true)
+  }
+  return messages
+}
