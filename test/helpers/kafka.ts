@@ -15,14 +15,27 @@ export interface ReadMessage {
  * Reads `topic` from the earliest offset with a fresh group until `count` messages arrived (then
  * waits `settleMs` more, to catch extras), or until nothing came for `idleMs`.
  */
-export async function readTopic(
+export function readTopic(topic: string, options: ReadOptions = {}): Promise<ReadMessage[]> {
+  return readTopicFrom(testInfra.kafkaBrokers, topic, options)
+}
+
+/** What {@link readTopic} waits for. */
+export interface ReadOptions {
+  readonly count?: number
+  readonly idleMs?: number
+  readonly settleMs?: number
+}
+
+/** {@link readTopic} on a given broker (tests that run their own). */
+export async function readTopicFrom(
+  brokers: string[],
   topic: string,
-  options: { count?: number; idleMs?: number; settleMs?: number } = {},
+  options: ReadOptions = {},
 ): Promise<ReadMessage[]> {
   const consumer = new Consumer({
     clientId: 'test-reader',
     groupId: uniqueName('test-reader'),
-    bootstrapBrokers: testInfra.kafkaBrokers,
+    bootstrapBrokers: brokers,
     deserializers: stringDeserializers,
     maxWaitTime: 200,
   })
