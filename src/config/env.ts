@@ -186,6 +186,26 @@ export const envSpec = {
     doc: 'Mass-deletion guard: a cycle that would delete more than this share of the known ids deletes nothing.',
     schema: z.coerce.number().min(0).max(1).default(0.5),
   },
+  SINK_TIMEOUT_MS: {
+    expected: 'milliseconds between 100 and 600000',
+    doc: 'Per-request timeout of an Analytics delivery (connect, headers and body each).',
+    schema: wholeNumber(100, 600_000, 10_000),
+  },
+  SINK_CONCURRENCY: {
+    expected: 'a whole number between 1 and 1024',
+    doc: 'Most Analytics requests in flight at once, and keep-alive connections to Analytics.',
+    schema: wholeNumber(1, 1024, 64),
+  },
+  BREAKER_FAILURE_THRESHOLD: {
+    expected: 'a whole number between 1 and 10000',
+    doc: 'Failed Analytics requests in a row (any view) after which the sink probes its health; a failed probe opens the circuit.',
+    schema: wholeNumber(1, 10_000, 10),
+  },
+  BREAKER_HALF_OPEN_AFTER_MS: {
+    expected: 'milliseconds between 100 and 600000',
+    doc: 'How long the circuit stays open before the next probe of Analytics.',
+    schema: wholeNumber(100, 600_000, 5000),
+  },
   LEASE_TTL_MS: {
     expected: 'milliseconds between 1000 and 600000',
     doc: 'Producer lease per source (HA): a dead holder is replaced after at most this long.',

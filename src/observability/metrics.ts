@@ -96,3 +96,46 @@ export function createProducerMetrics(registry: Registry) {
 
 /** The producer's metric set. */
 export type ProducerMetrics = ReturnType<typeof createProducerMetrics>
+
+/** Metrics of the Analytics sink (HTTP delivery of views, retries and circuit breaker). */
+export function createSinkMetrics(registry: Registry) {
+  return {
+    requests: new Counter({
+      name: 'pipeline_sink_requests_total',
+      help: 'HTTP requests to Analytics (deliveries and probes) by status class: 2xx, 3xx, 4xx, 5xx, network, timeout',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: 'pipeline_sink_request_duration_seconds',
+      help: 'Duration of one HTTP request to Analytics, answered or not',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: 'pipeline_sink_retries_total',
+      help: 'Delivery attempts after the first (one per retry)',
+      registers: [registry],
+    }),
+    circuitState: new Gauge({
+      name: 'pipeline_sink_circuit_state',
+      help: 'Circuit breaker of the Analytics sink: 0 closed, 1 half-open, 2 open',
+      registers: [registry],
+    }),
+    deliveries: new Counter({
+      name: 'pipeline_sink_deliveries_total',
+      help: 'Finished deliveries by outcome: delivered, rejected, exhausted, circuit_open, aborted',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    probes: new Counter({
+      name: 'pipeline_sink_probes_total',
+      help: 'Health probes of Analytics by result: healthy, unhealthy',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+  }
+}
+
+/** The Analytics sink's metric set. */
+export type SinkMetrics = ReturnType<typeof createSinkMetrics>
