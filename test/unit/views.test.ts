@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { contentHash } from '../../src/domain/canonical.ts'
 import type { Customer, Product } from '../../src/domain/records.ts'
 import {
   type CustomerViewInputs,
@@ -15,36 +14,15 @@ import {
   type ProductViewInputs,
   parseViewId,
   productView,
-  type StoredEntity,
   sortIds,
   type ViewPayload,
   viewHash,
   viewPolledAt,
 } from '../../src/domain/views.ts'
+import { customerRecord, productRecord, stored } from '../helpers/entities.ts'
 
-const stored = <T>(data: T, polledAt = '2024-05-01T10:00:00.000Z'): StoredEntity<T> => ({
-  data,
-  contentHash: contentHash(data),
-  polledAt,
-})
-
-const customer = (id: string, productIds: string[]): Customer => ({
-  id,
-  name: `Customer ${id}`,
-  email: `c${id}@example.com`,
-  status: 'active',
-  productIds,
-  updatedAt: '2024-05-01T09:00:00Z',
-})
-
-const product = (id: string, price: number, stock: number): Product => ({
-  id,
-  sku: `SKU-${id}`,
-  name: `Product ${id}`,
-  price,
-  stock,
-  updatedAt: '2024-05-01T09:00:00Z',
-})
+const customer = customerRecord
+const product = productRecord
 
 const customerInputs = (data: Customer | undefined, products: Product[]): CustomerViewInputs => ({
   type: 'customer',
