@@ -10,9 +10,10 @@
  *
  * - `BREAKER_FAILURE_THRESHOLD` failed requests in a row, across all views, with no good answer in
  *   between, make the sink probe Analytics (one probe at a time, however many callers ask).
- * - A delivery that spent its attempt budget also asks for a probe, unless Analytics answered well
- *   since that delivery began: only a view whose failures coexist with a healthy Analytics is
- *   `exhausted` (dead-lettered); otherwise it is an outage.
+ * - A delivery that spent its attempt budget also asks for a probe, unless Analytics answered
+ *   another request well while that delivery's last attempt was under way: only a view whose
+ *   failures coexist with a healthy Analytics is `exhausted` (dead-lettered); otherwise it is an
+ *   outage.
  * - A failed probe opens the circuit (cockatiel, `ConsecutiveBreaker(1)` over probes). A good one
  *   clears the suspicion.
  * - While open, a timer probes every `BREAKER_HALF_OPEN_AFTER_MS` through cockatiel's half-open
@@ -101,7 +102,6 @@ export class SinkCircuit {
   readonly #waiters = new Set<{ resolve(): void; reject(reason: unknown): void }>()
   #healthEpoch = 0
   #probing: Promise<Health> | undefined
-  #opened = new AbortController()
   #timer: NodeJS.Timeout | undefined
   #closed = false
 
@@ -127,11 +127,6 @@ export class SinkCircuit {
    */
   get healthEpoch(): number {
     return this.#healthEpoch
-  }
-
-  /** Aborts when the circuit opens, so waits (backoff, a free slot) end at once; fresh after closing. */
-  get openSignal(): AbortSignal {
-    return this.#opened.signal
   }
 
   /** Analytics answered a request in a way that proves it works (2xx, or a permanent 4xx). */
@@ -216,10 +211,8 @@ export class SinkCircuit {
   #changed(state: CircuitState): void {
     const name = nameOf(state)
     if (name === 'open') {
-      this.#opened.abort(new Error('the Analytics circuit opened'))
       this.#schedule(this.#halfOpenAfterMs)
     } else if (name === 'closed') {
-      this.#opened = new AbortController()
       this.recordHealthy()
       for (const waiter of [...this.#waiters]) waiter.resolve()
     }

@@ -137,12 +137,15 @@ export type NextStep = 'retry' | 'confirm-health' | 'exhausted'
 /**
  * Decides after a retryable failure of attempt `attempt`. Within the budget: retry. Once the budget is
  * spent, the view may be poison or Analytics may be down for everyone; only the second must stop the
- * pipeline instead of dead-lettering. If Analytics answered well since this delivery began, it is the
- * view: exhausted. Otherwise the sink must ask (probe) before it may call the view exhausted.
+ * pipeline instead of dead-lettering. If Analytics answered another request well while the last
+ * attempt was under way, it is the view: exhausted. Otherwise the sink must ask (probe) first; an
+ * older success proves nothing, since the outage may have begun after it.
+ *
+ * @param healthyMeanwhile Analytics answered well since the last attempt was sent
  */
-export function nextStep(attempt: number, maxAttempts: number, healthySinceStart: boolean): NextStep {
+export function nextStep(attempt: number, maxAttempts: number, healthyMeanwhile: boolean): NextStep {
   if (attempt < maxAttempts) return 'retry'
-  return healthySinceStart ? 'exhausted' : 'confirm-health'
+  return healthyMeanwhile ? 'exhausted' : 'confirm-health'
 }
 
 /** The DLQ error of a failed attempt. */

@@ -5,6 +5,7 @@
 
 interface Waiter {
   readonly grant: (release: () => void) => void
+  readonly cancel: (reason: unknown) => void
 }
 
 /** Hands out at most `permits` slots at a time. */
@@ -48,6 +49,10 @@ export class Semaphore {
           signal?.removeEventListener('abort', onAbort)
           resolve(release)
         },
+        cancel: (reason) => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(reason)
+        },
       }
       const onAbort = (): void => {
         const index = this.#waiters.indexOf(waiter)
@@ -57,6 +62,11 @@ export class Semaphore {
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#waiters.push(waiter)
     })
+  }
+
+  /** Turns every waiter away with `reason` (slots already granted are unaffected). */
+  cancelWaiting(reason: unknown): void {
+    for (const waiter of this.#waiters.splice(0)) waiter.cancel(reason)
   }
 
   #releaser(): () => void {

@@ -43,3 +43,16 @@ test('a waiter that aborts leaves the queue and gets the reason', async () => {
   assert.equal(slots.available, 1)
   assert.throws(() => new Semaphore(0), RangeError)
 })
+
+test('cancelWaiting turns every waiter away and leaves granted slots alone', async () => {
+  const slots = new Semaphore(1)
+  const held = await slots.acquire()
+  const first = slots.acquire()
+  const second = slots.acquire(new AbortController().signal)
+  slots.cancelWaiting(new Error('circuit open'))
+  await assert.rejects(first, /circuit open/)
+  await assert.rejects(second, /circuit open/)
+  assert.equal(slots.waiting, 0)
+  held()
+  assert.equal(slots.available, 1)
+})
