@@ -14,11 +14,7 @@ const commands: Record<string, Command> = {
     summary: 'run the whole pipeline locally: Kafka, Redis, mocks, producer, consumer (npm start)',
     async run() {
       const { runLocalStack } = await import('./services/local-stack.ts')
-      return runLocalStack([
-        { command: 'mock-analytics', available: true, note: '' },
-        { command: 'producer', available: true, note: '' },
-        { command: 'consumer', available: false, note: 'not built yet (issue: consumer service)' },
-      ])
+      return runLocalStack(['mock-analytics', 'consumer', 'producer'])
     },
   },
   producer: {
@@ -26,6 +22,13 @@ const commands: Record<string, Command> = {
     async run() {
       const { runProducerService } = await import('./services/producer/service.ts')
       return runService('producer', runProducerService)
+    },
+  },
+  consumer: {
+    summary: 'merge customers with products, deduplicate, deliver views to Analytics (metrics on :9000)',
+    async run() {
+      const { runConsumerService } = await import('./services/consumer/service.ts')
+      return runService('consumer', runConsumerService)
     },
   },
   'mock-analytics': {

@@ -211,6 +211,36 @@ export const envSpec = {
     doc: 'Producer lease per source (HA): a dead holder is replaced after at most this long.',
     schema: wholeNumber(1000, 600_000, 15_000),
   },
+  CONSUMER_GROUP: {
+    expected: 'a consumer group name ([A-Za-z0-9._-])',
+    doc: 'Consumer group prefix: stage 1 joins `<group>.state`, stage 2 `<group>.deliver`.',
+    schema: topicName.default('pipeline-consumer'),
+  },
+  TOPIC_REFRESH: {
+    expected: 'a Kafka topic name ([A-Za-z0-9._-], at most 249 characters)',
+    doc: 'Internal topic of view refresh requests (keyed by view id) between the two consumer stages.',
+    schema: topicName.default('pipeline_view_refresh'),
+  },
+  CONSUMER_BATCH_SIZE: {
+    expected: 'a whole number between 1 and 100000',
+    doc: 'Most records a consumer stage handles at once (fewer when fewer are waiting).',
+    schema: wholeNumber(1, 100_000, 1000),
+  },
+  DELIVERY_RETRY_ROUNDS: {
+    expected: 'a whole number between 0 and 100',
+    doc: 'Off-path retry rounds of a view that exhausted its in-line attempts before it is dead-lettered.',
+    schema: wholeNumber(0, 100, 3),
+  },
+  DELIVERY_RETRY_DELAY_MS: {
+    expected: 'milliseconds between 10 and 3600000',
+    doc: 'Delay before the first off-path retry round of a failing view; doubles each round.',
+    schema: wholeNumber(10, 3_600_000, 10_000),
+  },
+  LOW_STOCK_THRESHOLD: {
+    expected: 'a whole number between 0 and 1000000000',
+    doc: 'A product with less stock counts as low stock in the customer view summary.',
+    schema: wholeNumber(0, 1_000_000_000, 10),
+  },
   MOCK_ANALYTICS_HOST: {
     expected: 'an interface address, e.g. 127.0.0.1',
     doc: 'Interface of `pipeline mock-analytics`.',

@@ -139,3 +139,57 @@ export function createSinkMetrics(registry: Registry) {
 
 /** The Analytics sink's metric set. */
 export type SinkMetrics = ReturnType<typeof createSinkMetrics>
+
+/** The consumer's own metrics (the sink's come from {@link createSinkMetrics}). */
+export function createConsumerMetrics(registry: Registry) {
+  return {
+    ...createDlqMetrics(registry),
+    ...createPublishMetrics(registry),
+    messages: new Counter({
+      name: 'pipeline_consumer_messages_total',
+      help: 'Consumed messages by topic and result: applied, duplicate, poison (source topics); refresh (internal topic)',
+      labelNames: ['topic', 'result'] as const,
+      registers: [registry],
+    }),
+    duplicates: new Counter({
+      name: 'pipeline_consumer_duplicates_total',
+      help: 'Source records skipped because the entity already had that content ("Skipping duplicate message")',
+      labelNames: ['entity'] as const,
+      registers: [registry],
+    }),
+    views: new Counter({
+      name: 'pipeline_views_total',
+      help: 'View evaluations by type and result: delivered, unchanged, rejected, retry_scheduled, dead_lettered',
+      labelNames: ['type', 'result'] as const,
+      registers: [registry],
+    }),
+    refreshes: new Counter({
+      name: 'pipeline_view_refreshes_total',
+      help: 'View refresh requests published by stage 1 (and by the retry schedule)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    endToEnd: new Histogram({
+      name: 'pipeline_end_to_end_latency_seconds',
+      help: 'From the poll that saw a change to the 2xx of Analytics for a view it changed',
+      labelNames: ['type'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
+      registers: [registry],
+    }),
+    batchDuration: new Histogram({
+      name: 'pipeline_consumer_batch_duration_seconds',
+      help: 'Time to handle one batch, by stage',
+      labelNames: ['stage'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    paused: new Gauge({
+      name: 'pipeline_consumer_paused',
+      help: '1 while consumption is paused because the Analytics circuit is open',
+      registers: [registry],
+    }),
+  }
+}
+
+/** The consumer's metric set. */
+export type ConsumerMetrics = ReturnType<typeof createConsumerMetrics>

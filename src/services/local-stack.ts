@@ -10,13 +10,6 @@ import { type ManagedChild, spawnChild } from '../infra/child.ts'
 import { cacheDir, projectRoot } from '../infra/paths.ts'
 import { startLocalInfra } from '../infra/stack.ts'
 
-/** A service of the stack: its CLI subcommand, and whether it exists yet. */
-export interface StackService {
-  readonly command: string
-  readonly available: boolean
-  readonly note: string
-}
-
 function portFromEnv(name: string): number | undefined {
   const raw = process.env[name]
   if (raw === undefined || raw === '') return undefined
@@ -32,10 +25,10 @@ function portFromEnv(name: string): number | undefined {
 /**
  * Runs the local stack until SIGINT/SIGTERM.
  *
- * @param services the services to start after the infrastructure, in order
+ * @param services the CLI subcommands to start after the infrastructure, in order
  * @returns the exit code
  */
-export async function runLocalStack(services: readonly StackService[]): Promise<number> {
+export async function runLocalStack(services: readonly string[]): Promise<number> {
   const say = (line: string) => process.stdout.write(`pipeline | ${line}\n`)
   let config: Config
   let ports: { kafka?: number; redis?: number; prism?: number }
@@ -62,19 +55,15 @@ export async function runLocalStack(services: readonly StackService[]): Promise<
   }
   const children: ManagedChild[] = []
   const env = { ...process.env, ...infra.env }
-  for (const service of services) {
-    if (!service.available) {
-      say(`${service.command}: ${service.note}`)
-      continue
-    }
+  for (const command of services) {
     children.push(
       spawnChild({
-        name: service.command,
+        name: command,
         command: process.execPath,
-        args: [join(projectRoot, 'src', 'cli.ts'), service.command],
+        args: [join(projectRoot, 'src', 'cli.ts'), command],
         env,
-        logFile: join(dataDir, 'logs', `${service.command}.log`),
-        echoPrefix: `${service.command.padEnd(14)} | `,
+        logFile: join(dataDir, 'logs', `${command}.log`),
+        echoPrefix: `${command.padEnd(14)} | `,
       }),
     )
   }

@@ -3,21 +3,19 @@
  * with Redis state, an idempotent Kafka producer, the DLQ, metrics and health on :9001.
  */
 import { hostname } from 'node:os'
-import { Admin } from '@platformatic/kafka'
 import type { Registry } from 'prom-client'
 import { Agent } from 'undici'
 import type { Config } from '../../config/env.ts'
 import { createDlqWriter } from '../../dlq/writer.ts'
-import { baseClientOptions } from '../../kafka/connection.ts'
 import type { MessagePublisher } from '../../kafka/ports.ts'
 import { createProducer, publish } from '../../kafka/producer.ts'
-import { ensureTopics, pipelineTopicSpecs } from '../../kafka/topics.ts'
 import { startHealthServer } from '../../observability/health-server.ts'
 import type { Logger } from '../../observability/logger.ts'
 import { createProducerMetrics, createRegistry, type ProducerMetrics } from '../../observability/metrics.ts'
 import { type SourceSpec, sourcesFromConfig } from '../../sources/catalog.ts'
 import { connectRedis, type Redis } from '../../state/redis.ts'
 import { SourceState } from '../../state/source-state.ts'
+import { ensureServiceTopics, Resources } from '../resources.ts'
 import type { RunningService } from '../run-service.ts'
 import { type CycleContext, runCycle } from './cycle.ts'
 import { type SourceLoop, startSourceLoop } from './scheduler.ts'
@@ -66,26 +64,18 @@ export async function createProducerRuntime(
     registry,
     checks: { redis: () => redisReady, kafka: () => kafkaReady },
   })
-  const closers: Array<() => Promise<unknown>> = [() => health.close()]
-  const close = async () => {
-    for (const closer of closers.reverse()) await closer().catch(() => undefined)
-    closers.length = 0
-  }
+  const resources = new Resources()
+  resources.add(() => health.close())
+  const close = () => resources.closeAll()
   try {
     const redis = await connectRedis(config.REDIS_URL, logger)
-    closers.push(() => redis.close())
+    resources.add(() => redis.close())
     redisReady = true
 
-    const admin = new Admin(baseClientOptions(config, 'producer-admin'))
-    closers.push(() => admin.close())
-    const topics = await ensureTopics(admin, pipelineTopicSpecs(config))
-    for (const warning of topics.warnings)
-      logger.warn({ warning }, `Kafka topic ${warning.topic}: ${warning.kind}`)
-    if (topics.created.length > 0)
-      logger.info({ topics: topics.created }, `created topics ${topics.created.join(', ')}`)
+    await ensureServiceTopics(config, logger, 'producer')
 
     const producer = createProducer(config, 'producer')
-    closers.push(() => producer.close())
+    resources.add(() => producer.close())
     const publisher: MessagePublisher = { send: (messages) => publish(producer, messages) }
     kafkaReady = true
 
@@ -94,7 +84,7 @@ export async function createProducerRuntime(
       keepAliveTimeout: 30_000,
       connections: 8,
     })
-    closers.push(() => dispatcher.close())
+    resources.add(() => dispatcher.close())
 
     const state = new SourceState(redis, overrides.prefix ?? 'pipeline')
     const context: CycleContext = {

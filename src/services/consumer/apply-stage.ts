@@ -1,0 +1,206 @@
+/**
+ * Stage 1 of the consumer: read the source topics, keep the latest entity state in Redis, and
+ * publish a refresh request for every view a change touches (design §4).
+ *
+ * Per batch, in this order (each step's reason is the crash or race it rules out):
+ * 1. read the last *applied* snapshots — the skip and the diff are against what was fully applied,
+ *    so a message reprocessed after a crash between steps 2 and 4 republishes the same refreshes;
+ * 2. write customer state and reverse index, then product state — then read the reverse index for
+ *    changed products: of a concurrent customer/product pair, whichever reads second sees the other;
+ * 3. publish the refresh requests (acknowledged by Kafka);
+ * 4. write the applied snapshots; the caller then commits the offsets.
+ */
+
+import type { DlqEntry } from '../../dlq/entry.ts'
+import { decodeSourceMessage, rawPayload } from '../../domain/decode.ts'
+import { type AppliedSnapshot, customerFanout, isDuplicate, productFanout } from '../../domain/fanout.ts'
+import type { Customer, EntityName, Product } from '../../domain/records.ts'
+import type { StoredEntity, ViewId } from '../../domain/views.ts'
+import type { KafkaMessage } from '../../kafka/consumer.ts'
+import type { DeadLetterWriter, MessagePublisher } from '../../kafka/ports.ts'
+import type { Logger } from '../../observability/logger.ts'
+import type { ConsumerMetrics } from '../../observability/metrics.ts'
+import type { AppliedStore } from '../../state/applied-store.ts'
+import type { EntityStore } from '../../state/entity-store.ts'
+import { refreshMessage } from './refresh.ts'
+
+/** What stage 1 works with. */
+export interface ApplyContext {
+  readonly entities: EntityStore
+  readonly applied: AppliedStore
+  readonly publisher: MessagePublisher
+  readonly dlq: DeadLetterWriter
+  readonly metrics: ConsumerMetrics
+  readonly logger: Logger
+  readonly topics: { readonly customers: string; readonly products: string; readonly refresh: string }
+  /** Above this many duplicates in a batch, "Skipping duplicate message" goes to debug. */
+  readonly logThreshold?: number
+}
+
+interface Change<T> {
+  readonly id: string
+  readonly stored: StoredEntity<T> | null
+  readonly message: KafkaMessage
+}
+
+function poisonEntry(message: KafkaMessage, stage: 'deserialize' | 'validate', reason: string): DlqEntry {
+  const now = new Date().toISOString()
+  return {
+    stage,
+    error: { class: stage === 'deserialize' ? 'DeserializationError' : 'ValidationError', message: reason },
+    attempts: 1,
+    firstFailedAt: now,
+    failedAt: now,
+    origin: {
+      topic: message.topic,
+      partition: message.partition,
+      offset: String(message.offset),
+      ...(message.key === null ? {} : { key: message.key }),
+    },
+    payload: rawPayload(message.value),
+  }
+}
+
+/** Collects refresh requests, keeping the earliest poll time per view (the latency's start). */
+class RefreshSet {
+  readonly #views = new Map<ViewId, string>()
+  add(views: readonly ViewId[], polledAt: string): void {
+    for (const view of views) {
+      const known = this.#views.get(view)
+      if (known === undefined || polledAt < known) this.#views.set(view, polledAt)
+    }
+  }
+  get size(): number {
+    return this.#views.size
+  }
+  entries(): IterableIterator<[ViewId, string]> {
+    return this.#views.entries()
+  }
+}
+
+/** Handles one batch of source-topic messages; resolves once every effect is durable. */
+export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaMessage[]): Promise<void> {
+  const customers: Change<Customer>[] = []
+  const products: Change<Product>[] = []
+  const poison: DlqEntry[] = []
+  for (const message of batch) {
+    const entity: EntityName = message.topic === ctx.topics.customers ? 'customer' : 'product'
+    const decoded = decodeSourceMessage(entity, message.key, message.value)
+    if (decoded.kind === 'poison') {
+      poison.push(poisonEntry(message, decoded.stage, decoded.reason))
+      ctx.metrics.messages.inc({ topic: message.topic, result: 'poison' })
+      ctx.logger.warn(
+        {
+          topic: message.topic,
+          partition: message.partition,
+          offset: String(message.offset),
+          key: message.key,
+        },
+        `poison message on ${message.topic} (${decoded.stage}): ${decoded.reason}; dead-lettered`,
+      )
+      continue
+    }
+    const stored = decoded.kind === 'upsert' ? decoded.stored : null
+    if (entity === 'customer')
+      customers.push({ id: decoded.id, stored: stored as StoredEntity<Customer> | null, message })
+    else products.push({ id: decoded.id, stored: stored as StoredEntity<Product> | null, message })
+  }
+  if (poison.length > 0) {
+    await ctx.dlq.write(poison)
+    ctx.metrics.dlqMessages.inc({ stage: 'validate' }, poison.filter((p) => p.stage === 'validate').length)
+    ctx.metrics.dlqMessages.inc(
+      { stage: 'deserialize' },
+      poison.filter((p) => p.stage === 'deserialize').length,
+    )
+  }
+
+  const refreshes = new RefreshSet()
+  const [customerApplied, productApplied] = await Promise.all([
+    ctx.applied.read(
+      'customer',
+      customers.map((c) => c.id),
+    ),
+    ctx.applied.read(
+      'product',
+      products.map((p) => p.id),
+    ),
+  ])
+  const verbose = batch.length <= (ctx.logThreshold ?? 100)
+  const skip = (change: Change<unknown>, entity: EntityName) => {
+    ctx.metrics.duplicates.inc({ entity })
+    ctx.metrics.messages.inc({ topic: change.message.topic, result: 'duplicate' })
+    const fields = { topic: change.message.topic, id: change.id, offset: String(change.message.offset) }
+    if (verbose) ctx.logger.info(fields, 'Skipping duplicate message')
+    else ctx.logger.debug(fields, 'Skipping duplicate message')
+  }
+
+  // Customers: state and reverse index first (step 2), fan-out from the applied chain.
+  const customerWrites: Promise<void>[] = []
+  const customerNext = new Map<string, AppliedSnapshot | undefined>()
+  for (const change of customers) {
+    const applied = customerNext.has(change.id) ? customerNext.get(change.id) : customerApplied.get(change.id)
+    const incoming = change.stored && {
+      contentHash: change.stored.contentHash,
+      productIds: change.stored.data.productIds,
+    }
+    const fanout = customerFanout(change.id, applied, incoming)
+    if (fanout.kind === 'duplicate') {
+      skip(change, 'customer')
+      continue
+    }
+    customerWrites.push(
+      change.stored ? ctx.entities.upsertCustomer(change.stored) : ctx.entities.deleteCustomer(change.id),
+    )
+    customerNext.set(change.id, fanout.applied)
+    refreshes.add(fanout.views, change.stored?.polledAt ?? new Date().toISOString())
+    ctx.metrics.messages.inc({ topic: change.message.topic, result: 'applied' })
+  }
+  await Promise.all(customerWrites)
+
+  // Products: state first, then the reverse index is read (see the module comment).
+  const productWrites: Promise<void>[] = []
+  const productChanges: Array<{ change: Change<Product>; applied: AppliedSnapshot | undefined }> = []
+  const productNext = new Map<string, AppliedSnapshot | undefined>()
+  for (const change of products) {
+    const applied = productNext.has(change.id) ? productNext.get(change.id) : productApplied.get(change.id)
+    const incoming = change.stored && { contentHash: change.stored.contentHash }
+    if (isDuplicate(applied, incoming)) {
+      skip(change, 'product')
+      continue
+    }
+    productWrites.push(
+      change.stored ? ctx.entities.upsertProduct(change.stored) : ctx.entities.deleteProduct(change.id),
+    )
+    productNext.set(change.id, incoming ? { hash: incoming.contentHash } : undefined)
+    productChanges.push({ change, applied })
+    ctx.metrics.messages.inc({ topic: change.message.topic, result: 'applied' })
+  }
+  await Promise.all(productWrites)
+  const referencing = new Map<string, string[]>()
+  await Promise.all(
+    [...new Set(productChanges.map(({ change }) => change.id))].map(async (id) => {
+      const ids: string[] = []
+      for await (const page of ctx.entities.customersOf(id)) ids.push(...page)
+      referencing.set(id, ids)
+    }),
+  )
+  for (const { change, applied } of productChanges) {
+    const incoming = change.stored && { contentHash: change.stored.contentHash }
+    const fanout = productFanout(change.id, applied, incoming, referencing.get(change.id) ?? [])
+    if (fanout.kind === 'refresh')
+      refreshes.add(fanout.views, change.stored?.polledAt ?? new Date().toISOString())
+  }
+
+  // Step 3: refresh requests, acknowledged; step 4: the applied snapshots.
+  if (refreshes.size > 0) {
+    const messages = [...refreshes.entries()].map(([view, polledAt]) =>
+      refreshMessage(ctx.topics.refresh, view, polledAt),
+    )
+    await ctx.publisher.send(messages)
+    ctx.metrics.refreshes.inc({ reason: 'change' }, messages.length)
+  }
+  await Promise.all([
+    ctx.applied.write('customer', customerNext.entries()),
+    ctx.applied.write('product', productNext.entries()),
+  ])
+}

@@ -1,0 +1,252 @@
+/**
+ * Stage 2 of the consumer: read refresh requests, compute each requested view from the current
+ * state, and deliver the ones whose content changed (design §4, §5). Refreshes of one view share a
+ * partition, so its deliveries never race; a view is computed at delivery time, so the last
+ * delivery carries the latest state.
+ *
+ * Outcomes: delivered → confirmed in Redis; rejected (permanent 4xx) → dead-lettered; exhausted
+ * (failing while Analytics is healthy for others) → an off-path retry round, dead-lettered after
+ * the last; circuit open → wait for Analytics and deliver again, never dead-lettered.
+ */
+
+import type { DlqEntry, DlqError, DlqOrigin } from '../../dlq/entry.ts'
+import {
+  computeView,
+  type DeliveryPayload,
+  decideDelivery,
+  parseViewId,
+  type ViewId,
+  type ViewOptions,
+} from '../../domain/views.ts'
+import { describeError } from '../../errors.ts'
+import type { KafkaMessage } from '../../kafka/consumer.ts'
+import type { DeadLetterWriter } from '../../kafka/ports.ts'
+import type { Logger } from '../../observability/logger.ts'
+import type { ConsumerMetrics } from '../../observability/metrics.ts'
+import type { AnalyticsSink } from '../../sinks/delivery.ts'
+import { dlqErrorOf } from '../../sinks/outcome.ts'
+import type { DeliveryStore } from '../../state/delivery-store.ts'
+import type { EntityStore } from '../../state/entity-store.ts'
+import type { RetrySchedule } from '../../state/retry-schedule.ts'
+import { parseRefresh } from './refresh.ts'
+
+/** What stage 2 works with. */
+export interface DeliverContext {
+  readonly entities: EntityStore
+  readonly deliveries: DeliveryStore
+  readonly retries: RetrySchedule
+  readonly sink: AnalyticsSink
+  readonly dlq: DeadLetterWriter
+  readonly metrics: ConsumerMetrics
+  readonly logger: Logger
+  readonly viewOptions: Required<ViewOptions>
+  readonly retryRounds: number
+  readonly retryDelayMs: number
+  /** Aborts waiting for Analytics on shutdown (the batch is then not committed). */
+  readonly signal?: AbortSignal
+}
+
+/** One view to evaluate, with what the DLQ and the latency metric need. */
+export interface ViewRequest {
+  readonly polledAt: string | undefined
+  readonly retry: boolean
+  readonly origin: DlqOrigin
+}
+
+function originOf(message: KafkaMessage): DlqOrigin {
+  return {
+    topic: message.topic,
+    partition: message.partition,
+    offset: String(message.offset),
+    ...(message.key === null ? {} : { key: message.key }),
+  }
+}
+
+/** Handles one batch of refresh requests; resolves once every view is settled (or rescheduled). */
+export async function deliverRefreshBatch(
+  ctx: DeliverContext,
+  batch: readonly KafkaMessage[],
+): Promise<void> {
+  const requests = new Map<ViewId, ViewRequest>()
+  for (const message of batch) {
+    const refresh = parseRefresh(message.key, message.value)
+    if (refresh === undefined) {
+      ctx.metrics.messages.inc({ topic: message.topic, result: 'poison' })
+      ctx.logger.warn(
+        { topic: message.topic, offset: String(message.offset), key: message.key },
+        `ignoring a refresh request whose key is not a view id: ${JSON.stringify(message.key)}`,
+      )
+      continue
+    }
+    ctx.metrics.messages.inc({ topic: message.topic, result: 'refresh' })
+    const known = requests.get(refresh.view)
+    const polledAt =
+      known?.polledAt === undefined || (refresh.polledAt !== undefined && refresh.polledAt < known.polledAt)
+        ? refresh.polledAt
+        : known.polledAt
+    requests.set(refresh.view, {
+      polledAt,
+      retry: refresh.retry || (known?.retry ?? false),
+      origin: originOf(message),
+    })
+  }
+  await deliverViews(ctx, requests)
+}
+
+/**
+ * Evaluates and delivers `requests`. While the Analytics circuit is open it waits for it to close
+ * and delivers what is still pending, recomputed from the then current state.
+ */
+export async function deliverViews(
+  ctx: DeliverContext,
+  requests: ReadonlyMap<ViewId, ViewRequest>,
+): Promise<void> {
+  let pending = requests
+  while (pending.size > 0) {
+    const postponed = await deliverOnce(ctx, pending)
+    if (postponed.size === 0) return
+    ctx.logger.warn(
+      { views: postponed.size },
+      `Analytics is unavailable (circuit open): ${postponed.size} view(s) wait for it; consumption paused`,
+    )
+    await ctx.sink.waitUntilClosed(ctx.signal)
+    ctx.logger.info({ views: postponed.size }, 'Analytics answers again: delivering the views that waited')
+    pending = postponed
+  }
+}
+
+interface Planned {
+  readonly view: ViewId
+  readonly type: string
+  readonly request: ViewRequest
+  readonly payload: DeliveryPayload
+  readonly key: string
+  readonly hash: string
+}
+
+async function deliverOnce(
+  ctx: DeliverContext,
+  requests: ReadonlyMap<ViewId, ViewRequest>,
+): Promise<Map<ViewId, ViewRequest>> {
+  const views = [...requests.keys()]
+  const [inputs, last] = await Promise.all([
+    ctx.entities.loadViewInputs(views, { customerIdsCap: ctx.viewOptions.customerIdsCap }),
+    ctx.deliveries.read(views),
+  ])
+  const planned: Planned[] = []
+  const settledWithoutPost: ViewId[] = []
+  for (const [view, request] of requests) {
+    const viewInputs = inputs.get(view)
+    const payload = viewInputs ? computeView(viewInputs, ctx.viewOptions) : undefined
+    const decision = decideDelivery(view, payload, last.get(view))
+    const type = parseViewId(view)?.type ?? 'unknown'
+    if (decision.action === 'skip') {
+      ctx.metrics.views.inc({ type, result: 'unchanged' })
+      if (request.retry) settledWithoutPost.push(view)
+      continue
+    }
+    planned.push({ view, type, request, payload: decision.payload, key: decision.key, hash: decision.hash })
+  }
+  if (settledWithoutPost.length > 0) await ctx.retries.clear(settledWithoutPost)
+  if (planned.length === 0) return new Map()
+  // Recorded before the POST: a crash after it re-sends the same key (see decideDelivery).
+  await ctx.deliveries.markAttempted(planned.map((p) => ({ viewId: p.view, key: p.key, hash: p.hash })))
+
+  const postponed = new Map<ViewId, ViewRequest>()
+  const confirmed: Planned[] = []
+  const deadLetters: DlqEntry[] = []
+  const cleared: ViewId[] = []
+  await Promise.all(
+    planned.map(async (plan) => {
+      let outcome: Awaited<ReturnType<AnalyticsSink['deliver']>>
+      try {
+        outcome = await ctx.sink.deliver({
+          key: plan.key,
+          payload: plan.payload,
+          ...(ctx.signal ? { signal: ctx.signal } : {}),
+        })
+      } catch (error) {
+        // Only a bug or an unusable key lands here: dead-letter rather than stall the partition.
+        deadLetters.push(deliverEntry(plan, { class: 'DeliveryError', message: describeError(error) }, 1))
+        confirmed.push(plan)
+        ctx.metrics.views.inc({ type: plan.type, result: 'dead_lettered' })
+        return
+      }
+      switch (outcome.kind) {
+        case 'delivered': {
+          confirmed.push(plan)
+          if (plan.request.retry) cleared.push(plan.view)
+          ctx.metrics.views.inc({ type: plan.type, result: 'delivered' })
+          const polled = plan.request.polledAt ? Date.parse(plan.request.polledAt) : Number.NaN
+          if (Number.isFinite(polled))
+            ctx.metrics.endToEnd.observe({ type: plan.type }, (Date.now() - polled) / 1000)
+          return
+        }
+        case 'rejected': {
+          // Settled: the same content is not sent again; a DLQ replay re-requests the view.
+          confirmed.push(plan)
+          cleared.push(plan.view)
+          deadLetters.push(deliverEntry(plan, dlqErrorOf(outcome), outcome.attempts))
+          ctx.metrics.views.inc({ type: plan.type, result: 'rejected' })
+          ctx.logger.error(
+            { view: plan.view, status: outcome.status, key: plan.key },
+            `Analytics rejected ${plan.view} with HTTP ${outcome.status}; dead-lettered, not retried`,
+          )
+          return
+        }
+        case 'exhausted': {
+          const decision = await ctx.retries.recordFailure(plan.view, outcome.attempts, {
+            maxRounds: ctx.retryRounds,
+            baseDelayMs: ctx.retryDelayMs,
+          })
+          if (decision.kind === 'scheduled') {
+            ctx.metrics.views.inc({ type: plan.type, result: 'retry_scheduled' })
+            ctx.logger.warn(
+              { view: plan.view, round: decision.round, dueAt: new Date(decision.dueAt).toISOString() },
+              `${plan.view} failed ${outcome.attempts} attempt(s) (${outcome.error.message}); retry round ${decision.round} at ${new Date(decision.dueAt).toISOString()}`,
+            )
+            return
+          }
+          confirmed.push(plan)
+          deadLetters.push(
+            deliverEntry(plan, dlqErrorOf(outcome), decision.record.attempts, decision.record.firstFailedAt),
+          )
+          ctx.metrics.views.inc({ type: plan.type, result: 'dead_lettered' })
+          ctx.logger.error(
+            { view: plan.view, attempts: decision.record.attempts },
+            `${plan.view} still failing after ${decision.record.attempts} attempts in ${decision.record.rounds} rounds; dead-lettered`,
+          )
+          return
+        }
+        case 'circuit-open':
+        case 'aborted':
+          postponed.set(plan.view, plan.request)
+          return
+      }
+    }),
+  )
+  if (deadLetters.length > 0) {
+    await ctx.dlq.write(deadLetters)
+    ctx.metrics.dlqMessages.inc({ stage: 'deliver' }, deadLetters.length)
+  }
+  await Promise.all([
+    ctx.deliveries.markConfirmed(confirmed.map((p) => ({ viewId: p.view, key: p.key, hash: p.hash }))),
+    cleared.length > 0 ? ctx.retries.clear(cleared) : Promise.resolve(),
+  ])
+  if (ctx.signal?.aborted && postponed.size > 0) throw new Error('stopping: views left for the next run')
+  return postponed
+}
+
+function deliverEntry(plan: Planned, error: DlqError, attempts: number, firstFailedAt?: string): DlqEntry {
+  const now = new Date().toISOString()
+  return {
+    stage: 'deliver',
+    error,
+    attempts,
+    firstFailedAt: firstFailedAt ?? now,
+    failedAt: now,
+    origin: plan.request.origin,
+    view: plan.payload,
+    idempotencyKey: plan.key,
+  }
+}

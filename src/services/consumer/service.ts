@@ -1,0 +1,243 @@
+/**
+ * The composition root of `pipeline consumer`: stage 1 (apply source changes, request refreshes),
+ * stage 2 (compute and deliver views), the off-path retry pump, the Analytics sink with its
+ * breaker (consumption pauses while it is open), metrics and health on :9000.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Registry } from 'prom-client'
+import type { Config } from '../../config/env.ts'
+import { createDlqWriter } from '../../dlq/writer.ts'
+import type { MessagePublisher } from '../../kafka/ports.ts'
+import { createProducer, publish } from '../../kafka/producer.ts'
+import { topicSpec } from '../../kafka/topics.ts'
+import { startHealthServer } from '../../observability/health-server.ts'
+import type { Logger } from '../../observability/logger.ts'
+import {
+  type ConsumerMetrics,
+  createConsumerMetrics,
+  createRegistry,
+  createSinkMetrics,
+} from '../../observability/metrics.ts'
+import { AnalyticsSink, sinkOptionsFromConfig } from '../../sinks/delivery.ts'
+import { AppliedStore } from '../../state/applied-store.ts'
+import { DeliveryStore } from '../../state/delivery-store.ts'
+import { EntityStore } from '../../state/entity-store.ts'
+import { connectRedis } from '../../state/redis.ts'
+import { RetrySchedule } from '../../state/retry-schedule.ts'
+import { ensureServiceTopics, Resources } from '../resources.ts'
+import type { RunningService } from '../run-service.ts'
+import { type ApplyContext, applySourceBatch } from './apply-stage.ts'
+import { type DeliverContext, deliverRefreshBatch } from './deliver-stage.ts'
+import { refreshMessage } from './refresh.ts'
+import { type Stage, startStage } from './stage-runner.ts'
+
+/** Default of the consumer's metrics port: the brief's 9000. */
+export const CONSUMER_METRICS_PORT = 9000
+
+/** Refresh requests are work items, not state: a day covers any outage worth waiting for. */
+const REFRESH_RETENTION_MS = 24 * 60 * 60 * 1000
+
+/** Knobs tests turn; production takes the defaults. */
+export interface ConsumerOverrides {
+  /** Redis key prefix (separates deployments and tests). */
+  readonly prefix?: string
+  /** How often the retry pump looks for due views. */
+  readonly retryPollMs?: number
+}
+
+/** A running consumer. */
+export interface ConsumerService extends RunningService {
+  readonly metricsUrl: string
+  readonly metrics: ConsumerMetrics
+  readonly registry: Registry
+  readonly sink: AnalyticsSink
+  readonly stages: { readonly apply: Stage; readonly deliver: Stage }
+  /** Resolves once both stages joined their groups. */
+  readonly ready: Promise<void>
+}
+
+/** Starts the consumer. */
+export async function startConsumerService(
+  config: Config,
+  logger: Logger,
+  overrides: ConsumerOverrides = {},
+): Promise<ConsumerService> {
+  const prefix = overrides.prefix ?? 'pipeline'
+  const registry = createRegistry('consumer')
+  const metrics = createConsumerMetrics(registry)
+  const sinkMetrics = createSinkMetrics(registry)
+  let redisReady = false
+  let stages: { apply: Stage; deliver: Stage } | undefined
+  const health = await startHealthServer({
+    host: config.METRICS_HOST,
+    port: config.METRICS_PORT ?? CONSUMER_METRICS_PORT,
+    registry,
+    checks: {
+      redis: () => redisReady,
+      kafka: () => (stages?.apply.joined() ?? false) && (stages?.deliver.joined() ?? false),
+    },
+  })
+  const resources = new Resources()
+  resources.add(() => health.close())
+  const closeAll = () => resources.closeAll()
+  try {
+    const redis = await connectRedis(config.REDIS_URL, logger)
+    resources.add(() => redis.close())
+    redisReady = true
+
+    await ensureServiceTopics(config, logger, 'consumer', [
+      topicSpec(config.TOPIC_REFRESH, config.TOPIC_PARTITIONS, 'delete', {
+        retentionMs: REFRESH_RETENTION_MS,
+      }),
+    ])
+
+    const producer = createProducer(config, 'consumer')
+    resources.add(() => producer.close())
+    const publisher: MessagePublisher = {
+      send: async (messages) => {
+        const reports = await publish(producer, messages)
+        for (const message of messages)
+          metrics.publishes.inc({ topic: message.topic, outcome: 'acknowledged' })
+        return reports
+      },
+    }
+    const dlq = createDlqWriter(publisher, config.TOPIC_DLQ)
+    const sink = new AnalyticsSink(sinkOptionsFromConfig(config, sinkMetrics))
+    resources.add(() => sink.close())
+    const entities = new EntityStore(redis, prefix)
+    const retries = new RetrySchedule(redis, prefix)
+
+    const applyContext: ApplyContext = {
+      entities,
+      applied: new AppliedStore(redis, prefix),
+      publisher,
+      dlq,
+      metrics,
+      logger,
+      topics: {
+        customers: config.TOPIC_CUSTOMERS,
+        products: config.TOPIC_PRODUCTS,
+        refresh: config.TOPIC_REFRESH,
+      },
+    }
+    const apply = startStage({
+      name: 'consumer-apply',
+      config,
+      groupId: `${config.CONSUMER_GROUP}.state`,
+      topics: [config.TOPIC_CUSTOMERS, config.TOPIC_PRODUCTS],
+      maxBatch: config.CONSUMER_BATCH_SIZE,
+      logger,
+      handle: (batch) => applySourceBatch(applyContext, batch),
+      onBatch: (seconds) => metrics.batchDuration.observe({ stage: 'apply' }, seconds),
+    })
+    let deliverStage: Stage | undefined
+    const deliverContext = (): DeliverContext => ({
+      entities,
+      deliveries: new DeliveryStore(redis, prefix),
+      retries,
+      sink,
+      dlq,
+      metrics,
+      logger,
+      viewOptions: { lowStockThreshold: config.LOW_STOCK_THRESHOLD, customerIdsCap: 100 },
+      retryRounds: config.DELIVERY_RETRY_ROUNDS,
+      retryDelayMs: config.DELIVERY_RETRY_DELAY_MS,
+      ...(deliverStage ? { signal: deliverStage.signal } : {}),
+    })
+    let context: DeliverContext | undefined
+    deliverStage = startStage({
+      name: 'consumer-deliver',
+      config,
+      groupId: `${config.CONSUMER_GROUP}.deliver`,
+      topics: [config.TOPIC_REFRESH],
+      maxBatch: config.CONSUMER_BATCH_SIZE,
+      logger,
+      handle: (batch) => {
+        context ??= deliverContext()
+        return deliverRefreshBatch(context, batch)
+      },
+      onBatch: (seconds) => metrics.batchDuration.observe({ stage: 'deliver' }, seconds),
+    })
+    stages = { apply, deliver: deliverStage }
+    resources.add(async () => {
+      await Promise.all([apply.stop(), deliverStage.stop()])
+    })
+
+    // While Analytics is down, stop fetching: lag grows, and nothing is dead-lettered for the outage.
+    sink.onStateChange((state) => {
+      if (state === 'open') {
+        apply.pause()
+        deliverStage.pause()
+        metrics.paused.set(1)
+        logger.warn('Analytics circuit open: consumption paused')
+      } else if (state === 'closed') {
+        apply.resume()
+        deliverStage.resume()
+        metrics.paused.set(0)
+        logger.info('Analytics circuit closed: consumption resumed')
+      }
+    })
+
+    const pumpStop = new AbortController()
+    const pump = runRetryPump(retries, publisher, config.TOPIC_REFRESH, metrics, logger, {
+      intervalMs: overrides.retryPollMs ?? 500,
+      signal: pumpStop.signal,
+    })
+    resources.add(async () => {
+      pumpStop.abort()
+      await pump
+    })
+
+    logger.info(
+      { metrics: health.url, analytics: config.ANALYTICS_URL },
+      `consumer started: ${config.TOPIC_CUSTOMERS} + ${config.TOPIC_PRODUCTS} → ${config.ANALYTICS_URL}; metrics on ${health.url}/metrics`,
+    )
+    return {
+      metricsUrl: health.url,
+      metrics,
+      registry,
+      sink,
+      stages,
+      ready: Promise.all([apply.firstJoin, deliverStage.firstJoin]).then(() => undefined),
+      close: closeAll,
+    }
+  } catch (error) {
+    await closeAll()
+    throw error
+  }
+}
+
+/** Re-requests views whose off-path retry round is due; each due view is claimed by one consumer. */
+async function runRetryPump(
+  retries: RetrySchedule,
+  publisher: MessagePublisher,
+  topic: string,
+  metrics: ConsumerMetrics,
+  logger: Logger,
+  options: { intervalMs: number; signal: AbortSignal },
+): Promise<void> {
+  while (!options.signal.aborted) {
+    try {
+      const due = await retries.claimDue(500)
+      if (due.length > 0) {
+        try {
+          await publisher.send(due.map((view) => refreshMessage(topic, view, undefined, true)))
+          metrics.refreshes.inc({ reason: 'retry' }, due.length)
+        } catch (error) {
+          await retries.unclaim(due)
+          throw error
+        }
+      }
+    } catch (error) {
+      logger.warn(
+        { err: { message: (error as Error).message } },
+        `retry schedule: ${(error as Error).message}`,
+      )
+    }
+    await sleep(options.intervalMs, undefined, { signal: options.signal }).catch(() => undefined)
+  }
+}
+
+/** `pipeline consumer`: the service started from the environment. */
+export const runConsumerService = (config: Config, logger: Logger): Promise<RunningService> =>
+  startConsumerService(config, logger)

@@ -1,0 +1,109 @@
+/**
+ * Runs one consumer stage for as long as the service lives: join the group, handle batches, commit;
+ * when the stream breaks (a failed commit during a rebalance destroys it, a broker goes away, a
+ * handler throws), close the member and join again after a pause. Nothing is committed for a batch
+ * that did not finish, so it is read again: every handler is idempotent.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Config } from '../../config/env.ts'
+import { describeError } from '../../errors.ts'
+import { processBatches } from '../../kafka/batches.ts'
+import { createConsumer, type KafkaMessage, type KafkaStream, openStream } from '../../kafka/consumer.ts'
+import type { Logger } from '../../observability/logger.ts'
+
+/** Options of {@link startStage}. */
+export interface StageOptions {
+  readonly name: string
+  readonly config: Config
+  readonly groupId: string
+  readonly topics: readonly string[]
+  readonly maxBatch: number
+  readonly logger: Logger
+  readonly handle: (batch: readonly KafkaMessage[]) => Promise<void>
+  /** Observes each batch's duration. */
+  readonly onBatch?: (seconds: number) => void
+}
+
+/** A running stage. */
+export interface Stage {
+  /** True while a group member is joined and reading. */
+  joined(): boolean
+  /** Resolves the first time the stage joined its group. */
+  readonly firstJoin: Promise<void>
+  pause(): void
+  resume(): void
+  /** Stops reading; the batch in hand finishes or, if it waits on Analytics, is abandoned uncommitted. */
+  stop(): Promise<void>
+  /** Aborted on stop: handlers pass it to what may wait long. */
+  readonly signal: AbortSignal
+}
+
+/** Starts the stage loop. */
+export function startStage(options: StageOptions): Stage {
+  const stopping = new AbortController()
+  let stream: KafkaStream | undefined
+  let paused = false
+  let markJoined: () => void = () => undefined
+  const firstJoin = new Promise<void>((resolve) => {
+    markJoined = resolve
+  })
+  const run = async () => {
+    let failures = 0
+    while (!stopping.signal.aborted) {
+      const consumer = createConsumer(options.config, { groupId: options.groupId, role: options.name })
+      try {
+        stream = await openStream(consumer, { topics: options.topics })
+        if (paused) stream.pause()
+        markJoined()
+        failures = 0
+        options.logger.info(
+          { stage: options.name, group: options.groupId },
+          `${options.name}: joined ${options.groupId}`,
+        )
+        await processBatches(
+          stream,
+          async (batch) => {
+            const started = performance.now()
+            await options.handle(batch)
+            options.onBatch?.((performance.now() - started) / 1000)
+          },
+          { maxBatch: options.maxBatch, signal: stopping.signal },
+        )
+      } catch (error) {
+        if (!stopping.signal.aborted) {
+          failures++
+          options.logger.error(
+            { stage: options.name, failures },
+            `${options.name}: ${describeError(error)}; rejoining (the unfinished batch will be read again)`,
+          )
+        }
+      } finally {
+        stream = undefined
+        await consumer.close(true).catch(() => undefined)
+      }
+      if (!stopping.signal.aborted) {
+        await sleep(Math.min(250 * 2 ** failures, 10_000), undefined, { signal: stopping.signal }).catch(
+          () => undefined,
+        )
+      }
+    }
+  }
+  const running = run()
+  return {
+    joined: () => stream !== undefined,
+    firstJoin,
+    signal: stopping.signal,
+    pause() {
+      paused = true
+      stream?.pause()
+    },
+    resume() {
+      paused = false
+      stream?.resume()
+    },
+    async stop() {
+      stopping.abort()
+      await running
+    },
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The off-path retry schedule of views whose delivery exhausted its in-line attempts while Analytics
+ * was healthy for others (design §5: a failing view must not hold up unrelated ones). A sorted set
+ * of view ids by due time, and per view the rounds and attempts so far; a due view is claimed by
+ * exactly one consumer (ZREM decides) and re-requested, so its retry computes the current state.
+ */
+import type { ViewId } from '../domain/views.ts'
+import { chunks } from './bulk.ts'
+import type { Redis } from './redis.ts'
+
+/** What is known of a failing view. */
+export interface FailureRecord {
+  readonly rounds: number
+  readonly attempts: number
+  readonly firstFailedAt: string
+}
+
+/** The decision after another exhausted round. */
+export type FailureDecision =
+  | { readonly kind: 'scheduled'; readonly round: number; readonly dueAt: number }
+  | { readonly kind: 'give-up'; readonly record: FailureRecord }
+
+/** Redis-backed retry schedule. */
+export class RetrySchedule {
+  readonly #redis: Redis
+  readonly #due: string
+  readonly #failures: string
+
+  constructor(redis: Redis, prefix = 'pipeline') {
+    this.#redis = redis
+    this.#due = `${prefix}:consumer:retry:due`
+    this.#failures = `${prefix}:consumer:retry:failures`
+  }
+
+  /**
+   * Records another exhausted round of `view` and schedules the next one, with a delay doubling per
+   * round; after `maxRounds` rounds it gives up (the caller dead-letters) and forgets the view.
+   */
+  async recordFailure(
+    view: ViewId,
+    attempts: number,
+    options: { readonly maxRounds: number; readonly baseDelayMs: number; readonly now?: number },
+  ): Promise<FailureDecision> {
+    const now = options.now ?? Date.now()
+    const raw = await this.#redis.hGet(this.#failures, view)
+    const previous = raw ? (JSON.parse(raw) as FailureRecord) : undefined
+    const record: FailureRecord = {
+      rounds: (previous?.rounds ?? 0) + 1,
+      attempts: (previous?.attempts ?? 0) + attempts,
+      firstFailedAt: previous?.firstFailedAt ?? new Date(now).toISOString(),
+    }
+    if (record.rounds > options.maxRounds) {
+      await this.clear([view])
+      return { kind: 'give-up', record }
+    }
+    const dueAt = now + options.baseDelayMs * 2 ** (record.rounds - 1)
+    await Promise.all([
+      this.#redis.hSet(this.#failures, view, JSON.stringify(record)),
+      this.#redis.zAdd(this.#due, { score: dueAt, value: view }),
+    ])
+    return { kind: 'scheduled', round: record.rounds, dueAt }
+  }
+
+  /** Forgets `views` (delivered, or settled otherwise). */
+  async clear(views: readonly ViewId[]): Promise<void> {
+    await Promise.all(
+      chunks([...views]).flatMap((slice) => [
+        this.#redis.hDel(this.#failures, slice),
+        this.#redis.zRem(this.#due, slice),
+      ]),
+    )
+  }
+
+  /** Claims up to `limit` due views; each is claimed by one caller only. */
+  async claimDue(limit: number, now = Date.now()): Promise<ViewId[]> {
+    const due = await this.#redis.zRangeByScore(this.#due, 0, now, { LIMIT: { offset: 0, count: limit } })
+    const claimed = await Promise.all(
+      due.map(async (view) => ((await this.#redis.zRem(this.#due, view)) === 1 ? view : undefined)),
+    )
+    return claimed.filter((view): view is ViewId => view !== undefined)
+  }
+
+  /** Puts claimed views back (their refresh could not be published). */
+  async unclaim(views: readonly ViewId[], now = Date.now()): Promise<void> {
+    if (views.length > 0)
+      await this.#redis.zAdd(
+        this.#due,
+        views.map((value) => ({ score: now, value })),
+      )
+  }
+
+  /** How many views wait for a retry round. */
+  pending(): Promise<number> {
+    return this.#redis.zCard(this.#due)
+  }
+}
