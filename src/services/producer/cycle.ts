@@ -5,13 +5,13 @@
  */
 
 import type { DlqEntry } from '../../dlq/entry.ts'
-import { SCHEMA_VERSION } from '../../domain/records.ts'
+import { tombstoneMessage, upsertMessage } from '../../domain/envelope.ts'
 import { ErrorCodes, PipelineError } from '../../errors.ts'
 import type { DeadLetterWriter, MessagePublisher, OutgoingMessage } from '../../kafka/ports.ts'
 import type { Logger } from '../../observability/logger.ts'
 import type { ProducerMetrics } from '../../observability/metrics.ts'
 import type { SourceSpec } from '../../sources/catalog.ts'
-import { planChanges, type ScannedRecord } from '../../sources/change-detection.ts'
+import { planChanges } from '../../sources/change-detection.ts'
 import type { InvalidRecord, ScanOptions } from '../../sources/scan.ts'
 import { scanSource } from '../../sources/scan.ts'
 import type { SourceState } from '../../state/source-state.ts'
@@ -56,38 +56,6 @@ function invalidEntry(source: SourceSpec, item: InvalidRecord, at: string): DlqE
     failedAt: at,
     origin: { url: item.url, ...(item.id === undefined ? {} : { key: item.id }), topic: source.topic },
     payload: item.raw,
-  }
-}
-
-function upsertMessage(source: SourceSpec, item: ScannedRecord<unknown>, polledAt: string): OutgoingMessage {
-  const envelope = {
-    schemaVersion: SCHEMA_VERSION,
-    source: source.name,
-    entity: source.entity,
-    id: item.id,
-    data: item.record,
-    contentHash: item.hash,
-    polledAt,
-  }
-  return {
-    topic: source.topic,
-    key: item.id,
-    value: JSON.stringify(envelope),
-    headers: {
-      'content-hash': item.hash,
-      source: source.name,
-      'schema-version': String(SCHEMA_VERSION),
-      'polled-at': polledAt,
-    },
-  }
-}
-
-function tombstone(source: SourceSpec, id: string, polledAt: string): OutgoingMessage {
-  return {
-    topic: source.topic,
-    key: id,
-    value: null,
-    headers: { source: source.name, 'schema-version': String(SCHEMA_VERSION), 'polled-at': polledAt },
   }
 }
 
@@ -186,7 +154,7 @@ export async function runCycle(
   const batch = ctx.batchSize ?? 1000
   const concurrency = ctx.concurrency ?? 4
   await inSlices(plan.upserts, batch, concurrency, async (slice) => {
-    const reports = await send(slice.map((item) => upsertMessage(source, item, polledAt)))
+    const reports = await send(slice.map((item) => upsertMessage(source, item.record, polledAt, item.hash)))
     await ctx.state.markPublished(
       source.name,
       slice.map((item) => [item.id, item.hash] as const),
@@ -198,7 +166,7 @@ export async function runCycle(
     })
   })
   await inSlices(plan.deletions, batch, concurrency, async (slice) => {
-    const reports = await send(slice.map((id) => tombstone(source, id, polledAt)))
+    const reports = await send(slice.map((id) => tombstoneMessage(source, id, polledAt)))
     await ctx.state.markDeleted(source.name, slice)
     ctx.metrics.records.inc({ ...labels, result: 'deleted' }, slice.length)
     slice.forEach((id, i) => {
