@@ -13,13 +13,16 @@ const node24 = join(root, 'node_modules', '.bin', 'node')
 const current = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : ''
 
 if (current !== wanted || !existsSync(node24)) {
-  process.stderr.write('Installing dependencies (npm ci)...\n')
-  const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
+  // `npm install` rather than `npm ci`: it installs exactly the locked versions too, but tolerates a
+  // lock that lacks optional binaries of other platforms (the registry mirror here serves only the
+  // Linux builds of Biome, so they cannot be recorded in the lock).
+  process.stderr.write('Installing dependencies (npm install, from package-lock.json)...\n')
+  const result = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
   if (result.status !== 0) {
     process.stderr.write(
-      `npm ci failed (exit ${result.status}): check access to the npm registry, then retry\n`,
+      `npm install failed (exit ${result.status}): check access to the npm registry, then retry\n`,
     )
     process.exit(result.status ?? 1)
   }
-  writeFileSync(stamp, `${wanted}\n`)
+  writeFileSync(stamp, `${createHash('sha256').update(readFileSync(lock)).digest('hex')}\n`)
 }
