@@ -72,6 +72,14 @@ export const envSpec = {
     doc: 'Redis for state, idempotency and leases. When set, the local launcher starts no Redis.',
     schema: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   },
+  PIPELINE_REDIS_PREFIX: {
+    expected: 'a key prefix ([A-Za-z0-9._:-], at most 100 characters), e.g. pipeline',
+    doc: 'Prefix of every Redis key the services write: two deployments can share one Redis.',
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,100}$/)
+      .default('pipeline'),
+  },
   CRM_BASE_URL: {
     expected: 'an http(s) URL, e.g. http://127.0.0.1:4010',
     doc: 'CRM base URL; the producer polls `GET {CRM_BASE_URL}/customers`.',

@@ -39,7 +39,7 @@ const REFRESH_RETENTION_MS = 24 * 60 * 60 * 1000
 
 /** Knobs tests turn; production takes the defaults. */
 export interface ConsumerOverrides {
-  /** Redis key prefix (separates deployments and tests). */
+  /** Redis key prefix (separates deployments and tests); default `PIPELINE_REDIS_PREFIX`. */
   readonly prefix?: string
   /** How often the retry pump looks for due views. */
   readonly retryPollMs?: number
@@ -62,7 +62,7 @@ export async function startConsumerService(
   logger: Logger,
   overrides: ConsumerOverrides = {},
 ): Promise<ConsumerService> {
-  const prefix = overrides.prefix ?? 'pipeline'
+  const prefix = overrides.prefix ?? config.PIPELINE_REDIS_PREFIX
   const registry = createRegistry('consumer')
   const metrics = createConsumerMetrics(registry)
   const sinkMetrics = createSinkMetrics(registry)

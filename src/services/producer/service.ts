@@ -25,7 +25,7 @@ export const PRODUCER_METRICS_PORT = 9001
 
 /** Knobs tests and benchmarks turn; production takes the defaults. */
 export interface ProducerOverrides {
-  /** Redis key prefix (separates deployments and tests). */
+  /** Redis key prefix (separates deployments and tests); default `PIPELINE_REDIS_PREFIX`. */
   readonly prefix?: string
   readonly sources?: readonly SourceSpec[]
   /** Identity of this replica for leases; defaults to host and pid. */
@@ -86,7 +86,7 @@ export async function createProducerRuntime(
     })
     resources.add(() => dispatcher.close())
 
-    const state = new SourceState(redis, overrides.prefix ?? 'pipeline')
+    const state = new SourceState(redis, overrides.prefix ?? config.PIPELINE_REDIS_PREFIX)
     const context: CycleContext = {
       state,
       publisher,
@@ -138,7 +138,7 @@ export async function startProducerService(
       intervalMs: config.POLL_INTERVAL_MS,
       leaseTtlMs: config.LEASE_TTL_MS,
       owner,
-      prefix: overrides.prefix ?? 'pipeline',
+      prefix: overrides.prefix ?? config.PIPELINE_REDIS_PREFIX,
       runCycle: (spec, signal) => runCycle(runtime.context, spec, signal),
     }),
   )
