@@ -191,3 +191,23 @@ test('deleting a product re-delivers the customers listing it with the product m
     'the product deletion and the one customer listing it, nothing else (customer 60 is gone)',
   )
 })
+
+test('a tombstone for an id never seen is skipped and causes no POST', async () => {
+  const before = fixture.mock.store.records().length
+  const duplicatesBefore = await metricValue(consumer.metrics.duplicates)
+  await sources.write({ deleteCustomer: '999' }, { deleteProduct: '998' }, { customer: customer('997', []) })
+  await waitFor('customer:997 at Analytics', () => fixture.mock.store.views().get('customer:997'))
+  await waitFor(
+    'both tombstones skipped',
+    async () => (await metricValue(consumer.metrics.duplicates)) - duplicatesBefore === 2,
+  )
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.deepEqual(
+    fixture.mock.store
+      .records()
+      .slice(before)
+      .map((r) => r.key.slice(0, r.key.lastIndexOf(':'))),
+    ['customer:997'],
+    'only the upsert was delivered',
+  )
+})
