@@ -13,6 +13,7 @@ import {
 } from '../../src/simulator/server.ts'
 import type { SourceSpec } from '../../src/sources/catalog.ts'
 import { uniqueName } from './env.ts'
+import { type ReadMessage, readTopic } from './kafka.ts'
 import { type CapturedLogs, captureLogs, testConfig } from './producer.ts'
 
 /** The test configuration with both sources pointing at `sim`. */
@@ -73,4 +74,18 @@ export async function startSimulatedProducer(
       await sim.close()
     },
   }
+}
+
+/**
+ * Every message of `topic`, asserting there are exactly `expected`: waits long for the first ones
+ * (a fresh consumer group takes a while to join), then `settleMs` more for any extra message.
+ */
+export async function readExactly(topic: string, expected: number, settleMs = 1500): Promise<ReadMessage[]> {
+  const messages = await readTopic(topic, {
+    count: expected,
+    idleMs: expected === 0 ? settleMs : 10_000,
+    settleMs,
+  })
+  assert.equal(messages.length, expected, `${topic} holds ${expected} messages`)
+  return messages
 }

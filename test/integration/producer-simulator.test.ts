@@ -6,9 +6,12 @@
 import assert from 'node:assert/strict'
 import { type TestContext, test } from 'node:test'
 import type { SourceSimulatorOptions } from '../../src/simulator/server.ts'
-import { type ReadMessage, readTopic } from '../helpers/kafka.ts'
 import { metricValue } from '../helpers/metrics.ts'
-import { type SimulatedProducerOptions, startSimulatedProducer } from '../helpers/simulated-producer.ts'
+import {
+  readExactly,
+  type SimulatedProducerOptions,
+  startSimulatedProducer,
+} from '../helpers/simulated-producer.ts'
 
 /** A producer on a fresh simulator, closed when the test ends. */
 async function fixture(t: TestContext, options: SimulatedProducerOptions) {
@@ -20,16 +23,6 @@ async function fixture(t: TestContext, options: SimulatedProducerOptions) {
 /** Every customer id the simulator currently serves, as Kafka keys. */
 const customerIds = (sim: { snapshot(): { customers: ReadonlyArray<{ id: string | number }> } }) =>
   sim.snapshot().customers.map((c) => String(c.id))
-
-/**
- * Reads `topic` expecting exactly `expected` messages: asks for one more, so an extra message
- * would be caught while the reader waits out `idleMs`.
- */
-async function readExactly(topic: string, expected: number): Promise<ReadMessage[]> {
-  const messages = await readTopic(topic, { count: expected + 1, idleMs: 1500 })
-  assert.equal(messages.length, expected, `${topic} holds ${expected} messages`)
-  return messages
-}
 
 for (const paging of ['page', 'next', 'cursor'] as const) {
   test(`250 customers in pages of 100 (${paging} paging) publish 250; an identical re-poll publishes 0`, async (t) => {
