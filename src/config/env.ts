@@ -224,6 +224,11 @@ export const envSpec = {
     doc: 'Consumer group prefix: stage 1 joins `<group>.state`, stage 2 `<group>.deliver`.',
     schema: topicName.default('pipeline-consumer'),
   },
+  KAFKA_SESSION_TIMEOUT_MS: {
+    expected: 'milliseconds between 6000 and 300000',
+    doc: 'A consumer silent this long (crashed) leaves its group and its partitions move to the others.',
+    schema: wholeNumber(6000, 300_000, 30_000),
+  },
   TOPIC_REFRESH: {
     expected: 'a Kafka topic name ([A-Za-z0-9._-], at most 249 characters)',
     doc: 'Internal topic of view refresh requests (keyed by view id) between the two consumer stages.',

@@ -50,7 +50,12 @@ export function startStage(options: StageOptions): Stage {
   const run = async () => {
     let failures = 0
     while (!stopping.signal.aborted) {
-      const consumer = createConsumer(options.config, { groupId: options.groupId, role: options.name })
+      const consumer = createConsumer(options.config, {
+        groupId: options.groupId,
+        role: options.name,
+        sessionTimeoutMs: options.config.KAFKA_SESSION_TIMEOUT_MS,
+        heartbeatIntervalMs: Math.round(options.config.KAFKA_SESSION_TIMEOUT_MS / 10),
+      })
       try {
         stream = await openStream(consumer, { topics: options.topics })
         if (paused) stream.pause()
