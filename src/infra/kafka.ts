@@ -166,7 +166,9 @@ export async function startKafka(options: KafkaOptions): Promise<LocalKafka> {
   const jvm = [`-Xmx${options.heapMb ?? 768}m`, '-Xms256m', '-XX:+UseG1GC', '-Djava.awt.headless=true']
   const logging = `-Dlog4j2.configurationFile=${log4j}`
   if (!existsSync(join(options.dataDir, 'log', 'meta.properties'))) {
-    const clusterId = randomBytes(16).toString('base64url')
+    // Like Kafka's own Uuid.randomUuid: an id starting with '-' reads as an option to the tool.
+    let clusterId = randomBytes(16).toString('base64url')
+    while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url')
     const format = spawnSync(
       'java',
       [
