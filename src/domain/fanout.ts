@@ -43,6 +43,32 @@ export function isDuplicate(
   return applied?.hash === incoming.contentHash
 }
 
+/** Where a source message sits: topic, partition, offset and timestamp (epoch ms; both as decimal text). */
+export interface SourcePosition {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: string
+  readonly timestamp: string
+}
+
+/**
+ * True when `incoming` is an older message of an entity than the one applied at `applied`: the same
+ * topic partition, a lower offset and a timestamp no later. Such a message is history read again — a
+ * new consumer group or an offset reset replaying from the earliest offset, or a re-read after a crash
+ * of messages a later one already superseded — and applying it would set the entity back until the
+ * later message is read again, with stale views POSTed in between (design §4 must 4). The timestamp
+ * condition keeps a recreated topic, whose offsets restart at 0, from being taken for history.
+ */
+export function isSuperseded(applied: SourcePosition | undefined, incoming: SourcePosition): boolean {
+  return (
+    applied !== undefined &&
+    applied.topic === incoming.topic &&
+    applied.partition === incoming.partition &&
+    BigInt(incoming.offset) < BigInt(applied.offset) &&
+    BigInt(incoming.timestamp) <= BigInt(applied.timestamp)
+  )
+}
+
 /** Ids in `a` that are not in `b`. */
 function minus(a: ReadonlySet<string>, b: ReadonlySet<string>): string[] {
   return [...a].filter((id) => !b.has(id))

@@ -8,9 +8,11 @@
  * Per message the caller does: (1) {@link AppliedStore.read}, skip a duplicate; (2) write the entity
  * state (`EntityStore`); (3) publish the refreshes; (4) {@link AppliedStore.write}.
  *
- * Keys: `<prefix>:consumer:applied:customer` and `…:applied:product`, hashes id → JSON {@link AppliedSnapshot}.
+ * Keys: `<prefix>:consumer:applied:customer` and `…:applied:product`, hashes id → JSON {@link AppliedSnapshot};
+ * `<prefix>:consumer:applied-at:customer` and `…:applied-at:product`, hashes id → JSON {@link SourcePosition}
+ * of the last applied message (kept after a deletion, so a replay of a deleted entity's history is skipped).
  */
-import type { AppliedSnapshot } from '../domain/fanout.ts'
+import type { AppliedSnapshot, SourcePosition } from '../domain/fanout.ts'
 import { hGetJsonMany, hSetJsonMany } from './bulk.ts'
 import type { Redis } from './redis.ts'
 
@@ -46,5 +48,19 @@ export class AppliedStore {
     entries: Iterable<readonly [string, AppliedSnapshot | undefined]>,
   ): Promise<void> {
     return hSetJsonMany(this.#redis, this.#key(entity), entries)
+  }
+
+  /** Where the last applied message of those of `ids` that have one was read. */
+  readPositions(entity: AppliedEntity, ids: Iterable<string>): Promise<Map<string, SourcePosition>> {
+    return hGetJsonMany<string, SourcePosition>(
+      this.#redis,
+      `${this.#prefix}:consumer:applied-at:${entity}`,
+      ids,
+    )
+  }
+
+  /** Records where applied messages were read; write it with {@link AppliedStore.write}. */
+  writePositions(entity: AppliedEntity, entries: Iterable<readonly [string, SourcePosition]>): Promise<void> {
+    return hSetJsonMany(this.#redis, `${this.#prefix}:consumer:applied-at:${entity}`, entries)
   }
 }

@@ -4,7 +4,9 @@
  *
  * Per batch, in this order (each step's reason is the crash or race it rules out):
  * 1. read the last *applied* snapshots — the skip and the diff are against what was fully applied,
- *    so a message reprocessed after a crash between steps 2 and 4 republishes the same refreshes;
+ *    so a message reprocessed after a crash between steps 2 and 4 republishes the same refreshes —
+ *    and where the last applied message was read: an older one (a replay) is skipped, see
+ *    `isSuperseded`;
  * 2. write customer state and reverse index, then product state — then read the reverse index for
  *    changed products: of a concurrent customer/product pair, whichever reads second sees the other;
  * 3. publish the refresh requests (acknowledged by Kafka);
@@ -13,7 +15,14 @@
 
 import type { DlqEntry } from '../../dlq/entry.ts'
 import { decodeSourceMessage, rawPayload } from '../../domain/decode.ts'
-import { type AppliedSnapshot, customerFanout, isDuplicate, productFanout } from '../../domain/fanout.ts'
+import {
+  type AppliedSnapshot,
+  customerFanout,
+  isDuplicate,
+  isSuperseded,
+  productFanout,
+  type SourcePosition,
+} from '../../domain/fanout.ts'
 import type { Customer, EntityName, Product } from '../../domain/records.ts'
 import type { StoredEntity, ViewId } from '../../domain/views.ts'
 import type { KafkaMessage } from '../../kafka/consumer.ts'
@@ -41,6 +50,15 @@ interface Change<T> {
   readonly id: string
   readonly stored: StoredEntity<T> | null
   readonly message: KafkaMessage
+}
+
+function positionOf(message: KafkaMessage): SourcePosition {
+  return {
+    topic: message.topic,
+    partition: message.partition,
+    offset: String(message.offset),
+    timestamp: String(message.timestamp),
+  }
 }
 
 function poisonEntry(message: KafkaMessage, stage: 'deserialize' | 'validate', reason: string): DlqEntry {
@@ -115,16 +133,18 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
   }
 
   const refreshes = new RefreshSet()
-  const [customerApplied, productApplied] = await Promise.all([
-    ctx.applied.read(
-      'customer',
-      customers.map((c) => c.id),
-    ),
-    ctx.applied.read(
-      'product',
-      products.map((p) => p.id),
-    ),
+  const customerIds = customers.map((c) => c.id)
+  const productIds = products.map((p) => p.id)
+  const [customerApplied, productApplied, customerAt, productAt] = await Promise.all([
+    ctx.applied.read('customer', customerIds),
+    ctx.applied.read('product', productIds),
+    ctx.applied.readPositions('customer', customerIds),
+    ctx.applied.readPositions('product', productIds),
   ])
+  const positions = {
+    customer: new Map<string, SourcePosition>(),
+    product: new Map<string, SourcePosition>(),
+  }
   const verbose = batch.length <= (ctx.logThreshold ?? 100)
   const skip = (change: Change<unknown>, entity: EntityName) => {
     ctx.metrics.duplicates.inc({ entity })
@@ -144,7 +164,7 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
       productIds: change.stored.data.productIds,
     }
     const fanout = customerFanout(change.id, applied, incoming)
-    if (fanout.kind === 'duplicate') {
+    if (fanout.kind === 'duplicate' || isSuperseded(customerAt.get(change.id), positionOf(change.message))) {
       skip(change, 'customer')
       continue
     }
@@ -152,6 +172,7 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
       change.stored ? ctx.entities.upsertCustomer(change.stored) : ctx.entities.deleteCustomer(change.id),
     )
     customerNext.set(change.id, fanout.applied)
+    positions.customer.set(change.id, positionOf(change.message))
     refreshes.add(fanout.views, change.stored?.polledAt ?? new Date().toISOString())
     ctx.metrics.messages.inc({ topic: change.message.topic, result: 'applied' })
   }
@@ -164,7 +185,10 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
   for (const change of products) {
     const applied = productNext.has(change.id) ? productNext.get(change.id) : productApplied.get(change.id)
     const incoming = change.stored && { contentHash: change.stored.contentHash }
-    if (isDuplicate(applied, incoming)) {
+    if (
+      isDuplicate(applied, incoming) ||
+      isSuperseded(productAt.get(change.id), positionOf(change.message))
+    ) {
       skip(change, 'product')
       continue
     }
@@ -172,6 +196,7 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
       change.stored ? ctx.entities.upsertProduct(change.stored) : ctx.entities.deleteProduct(change.id),
     )
     productNext.set(change.id, incoming ? { hash: incoming.contentHash } : undefined)
+    positions.product.set(change.id, positionOf(change.message))
     productChanges.push({ change, applied })
     ctx.metrics.messages.inc({ topic: change.message.topic, result: 'applied' })
   }
@@ -202,5 +227,7 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
   await Promise.all([
     ctx.applied.write('customer', customerNext.entries()),
     ctx.applied.write('product', productNext.entries()),
+    ctx.applied.writePositions('customer', positions.customer.entries()),
+    ctx.applied.writePositions('product', positions.product.entries()),
   ])
 }
