@@ -31,6 +31,14 @@ const commands: Record<string, Command> = {
       return runService('consumer', runConsumerService)
     },
   },
+  dlq: {
+    summary:
+      'inspect and replay the dead letter queue: dlq list | show <offset> | replay (`pipeline dlq help`)',
+    async run(args) {
+      const { runDlqCommand } = await import('./dlq/cli.ts')
+      return runDlqCommand(args)
+    },
+  },
   'mock-analytics': {
     summary: 'serve the mock Analytics API (POST /analytics/data) on MOCK_ANALYTICS_PORT (4020)',
     async run() {

@@ -26,7 +26,11 @@ export interface PartitionLag {
   readonly lag: number
 }
 
-async function offsetsAt(
+/**
+ * The offset of every partition of `partitions` (topic → partition count) at `timestamp`:
+ * `ListOffsetTimestamps.LATEST` (the log end) or `EARLIEST` (the log start), keyed `topic:partition`.
+ */
+export async function offsetsAt(
   admin: Admin,
   partitions: ReadonlyMap<string, number>,
   timestamp: bigint,
