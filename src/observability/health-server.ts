@@ -2,7 +2,7 @@
  * The metrics and health endpoints of a service: `/metrics` (Prometheus text), `/healthz` (the
  * process answers) and `/readyz` (its dependencies are connected).
  */
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 
 /** One named readiness check. */
@@ -14,6 +14,11 @@ export interface HealthServerOptions {
   readonly port: number
   readonly registry: Registry
   readonly checks: Readonly<Record<string, ReadinessCheck>>
+  /**
+   * More routes (the consumer's admin API), tried before the built-in ones: returns true when it
+   * took the request (and answers it), false to leave it to them.
+   */
+  readonly routes?: (req: IncomingMessage, res: ServerResponse) => boolean
 }
 
 /** A running health server. */
@@ -40,6 +45,7 @@ export function startHealthServer(options: HealthServerOptions): Promise<HealthS
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
       res.end(body)
     }
+    if (options.routes?.(req, res)) return
     if (req.method !== 'GET') return reply(405, 'text/plain', 'method not allowed\n')
     if (path === '/metrics') {
       options.registry.metrics().then(

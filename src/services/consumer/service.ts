@@ -6,6 +6,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Registry } from 'prom-client'
 import type { Config } from '../../config/env.ts'
+import { dlqAdminRoutes } from '../../dlq/admin-api.ts'
+import { DlqOperations } from '../../dlq/operations.ts'
 import { createDlqWriter } from '../../dlq/writer.ts'
 import type { MessagePublisher } from '../../kafka/ports.ts'
 import { createProducer, publish } from '../../kafka/producer.ts'
@@ -68,6 +70,9 @@ export async function startConsumerService(
   const sinkMetrics = createSinkMetrics(registry)
   let redisReady = false
   let stages: { apply: Stage; deliver: Stage } | undefined
+  // The DLQ admin API (design §6) is served only when ADMIN_TOKEN is set; it answers 503 until started.
+  let dlqOperations: DlqOperations | undefined
+  const adminToken = config.ADMIN_TOKEN
   const health = await startHealthServer({
     host: config.METRICS_HOST,
     port: config.METRICS_PORT ?? CONSUMER_METRICS_PORT,
@@ -76,6 +81,9 @@ export async function startConsumerService(
       redis: () => redisReady,
       kafka: () => (stages?.apply.joined() ?? false) && (stages?.deliver.joined() ?? false),
     },
+    ...(adminToken === undefined
+      ? {}
+      : { routes: dlqAdminRoutes({ token: adminToken, operations: () => dlqOperations, logger }) }),
   })
   const resources = new Resources()
   resources.add(() => health.close())
@@ -102,6 +110,7 @@ export async function startConsumerService(
       },
     }
     const dlq = createDlqWriter(publisher, config.TOPIC_DLQ)
+    dlqOperations = new DlqOperations({ config, redis, publisher, prefix, logger })
     const sink = new AnalyticsSink(sinkOptionsFromConfig(config, sinkMetrics))
     resources.add(() => sink.close())
     const entities = new EntityStore(redis, prefix)
