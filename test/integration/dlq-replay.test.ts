@@ -3,7 +3,7 @@
  * sink accepts it, delivered exactly once, and a second replay does nothing; a dry run changes
  * nothing; filters select exactly their entries; poison that still fails stays, with its reason, while
  * a record valid today is published to its source topic; the CLI itself lists as JSON and refuses to
- * replay unconfirmed.
+ * replay unconfirmed; concurrent replays act once.
  */
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
@@ -12,7 +12,10 @@ import type { DlqListing } from '../../src/dlq/operations.ts'
 import type { ReplayReport } from '../../src/dlq/replay-plan.ts'
 import { createDlqWriter } from '../../src/dlq/writer.ts'
 import { createProducer, publish } from '../../src/kafka/producer.ts'
+import { createLogger } from '../../src/observability/logger.ts'
 import type { ConsumerService } from '../../src/services/consumer/service.ts'
+import { connectRedis } from '../../src/state/redis.ts'
+import { CLAIM_TTL_MS, ReplayLedger } from '../../src/state/replay-ledger.ts'
 import { type PipelineFixture, pipelineFixture } from '../helpers/consumer.ts'
 import { cliEnv, type DlqTool, dlqTool, runCli } from '../helpers/dlq-ops.ts'
 import { readTopic } from '../helpers/kafka.ts'
@@ -211,6 +214,55 @@ test('the CLI: dlq list --json as a child process; show; a dry run; replay refus
   const report = JSON.parse(replayed.stdout) as ReplayReport
   assert.deepEqual(report.counts, { requested: 1 })
   await waitFor('customer:91 at Analytics', () => fixture.mock.store.views().get('customer:91'))
+})
+
+test('two replays at once act on an entry once; a claim left by a dead replay expires', async () => {
+  await rejectCustomers(['95'])
+  const other = await dlqTool(fixture)
+  try {
+    const received = fixture.mock.store.stats().received
+    const reports = await Promise.all([
+      tool.replay({ key: 'customer:95' }),
+      other.replay({ key: 'customer:95' }),
+    ])
+    const outcomes = reports.map((r) => r.results[0]?.outcome).sort()
+    assert.deepEqual(outcomes, ['already-replayed', 'requested'])
+    await waitFor('customer:95 at Analytics', () => fixture.mock.store.views().get('customer:95'))
+    await sleep(1000)
+    assert.equal(fixture.mock.store.stats().received - received, 1, 'one POST')
+  } finally {
+    await other.close()
+  }
+
+  const redis = await connectRedis(
+    fixture.config.REDIS_URL,
+    createLogger({ service: 'test', level: 'silent' }),
+  )
+  try {
+    const ledger = new ReplayLedger(redis, fixture.prefix)
+    const now = Date.now()
+    assert.equal(await ledger.claim('t', '7', 'f', now), undefined, 'claimed')
+    assert.equal((await ledger.claim('t', '7', 'f', now + 1000))?.outcome, 'claimed', 'held by the first')
+    assert.equal(
+      await ledger.claim('t', '7', 'other failedAt', now + 1000),
+      undefined,
+      'another entry at that offset',
+    )
+    assert.equal(
+      await ledger.claim('t', '7', 'other failedAt', now + CLAIM_TTL_MS + 2000),
+      undefined,
+      'stale claim',
+    )
+    await ledger.settle('t', [{ offset: '7', failedAt: 'other failedAt', outcome: 'requested' }], now)
+    assert.equal(
+      (await ledger.claim('t', '7', 'other failedAt', now + 10 * CLAIM_TTL_MS))?.outcome,
+      'requested',
+    )
+    assert.equal(await ledger.prune('t', 8n), 1)
+    assert.deepEqual(await ledger.marks('t', [{ offset: '7', failedAt: 'other failedAt' }]), new Map())
+  } finally {
+    await redis.close()
+  }
 })
 
 test('the admin endpoint is off without ADMIN_TOKEN', async () => {
