@@ -103,6 +103,7 @@ describe('Analytics sink against the mock', () => {
       rejected: 3,
       distinctKeys: 1,
       views: 1,
+      batches: 0,
     })
   })
 

@@ -102,6 +102,7 @@ describe('mock Analytics over HTTP', () => {
       rejected: 0,
       distinctKeys: 1,
       views: 1,
+      batches: 0,
     })
     const records = await call(mock.url, 'GET', '/analytics/records')
     assert.equal((records.body as { total: number }).total, 1)
@@ -161,6 +162,7 @@ describe('mock Analytics over HTTP', () => {
       rejected: 3,
       distinctKeys: 0,
       views: 0,
+      batches: 0,
     })
     assert.equal((await deliver(mock.url, 'customer:1:h', { small: true })).status, 200)
   })
@@ -254,6 +256,7 @@ describe('mock Analytics over HTTP', () => {
       rejected: 0,
       distinctKeys: 2,
       views: 2,
+      batches: 1,
     })
   })
 

@@ -99,7 +99,15 @@ describe('MockAnalyticsStore', () => {
     store.deliver('customer:1:a', {})
     store.countRejected(2)
     const stats = store.stats()
-    assert.deepEqual(stats, { received: 4, accepted: 1, replays: 1, rejected: 2, distinctKeys: 1, views: 1 })
+    assert.deepEqual(stats, {
+      received: 4,
+      accepted: 1,
+      replays: 1,
+      rejected: 2,
+      distinctKeys: 1,
+      views: 1,
+      batches: 0,
+    })
     assert.equal(stats.received, stats.accepted + stats.replays + stats.rejected)
   })
 
@@ -120,6 +128,7 @@ describe('MockAnalyticsStore', () => {
       rejected: 0,
       distinctKeys: 0,
       views: 0,
+      batches: 0,
     })
     assert.equal(store.hasKey('customer:1:a'), false)
     assert.deepEqual(store.faults.list(), [])

@@ -130,6 +130,7 @@ export function createRoutes(context: RouteContext): Routes {
         return reject(res, 1, 400, batch.error)
       }
       const items = batch.value
+      store.countBatch()
       store.countReceived(items.length)
       const deliver = (): void => {
         const results = items.map((item) => ({

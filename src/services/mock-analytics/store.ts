@@ -26,6 +26,8 @@ export interface MockAnalyticsStats {
   readonly rejected: number
   readonly distinctKeys: number
   readonly views: number
+  /** Well-formed requests to the batch endpoint (their items are in `received`). */
+  readonly batches: number
 }
 
 /**
@@ -59,6 +61,12 @@ export class MockAnalyticsStore {
   #received = 0
   #replays = 0
   #rejected = 0
+  #batches = 0
+
+  /** Counts a well-formed batch request (its items are counted by {@link countReceived}). */
+  countBatch(): void {
+    this.#batches += 1
+  }
 
   /** Counts deliveries as they arrive, before anything can reject them. */
   countReceived(deliveries = 1): void {
@@ -121,6 +129,7 @@ export class MockAnalyticsStore {
       rejected: this.#rejected,
       distinctKeys: this.#keys.size,
       views: this.#views.size,
+      batches: this.#batches,
     }
   }
 
@@ -132,6 +141,7 @@ export class MockAnalyticsStore {
     this.#received = 0
     this.#replays = 0
     this.#rejected = 0
+    this.#batches = 0
     this.faults.clear()
   }
 }
