@@ -204,6 +204,16 @@ export const envSpec = {
     doc: 'Most Analytics requests in flight at once, and keep-alive connections to Analytics.',
     schema: wholeNumber(1, 1024, 64),
   },
+  SINK_BATCH_SIZE: {
+    expected: 'a whole number between 1 and 1000',
+    doc: 'Views per Analytics request. 1: one POST per view to `ANALYTICS_URL` (the contract). More: opt-in batch mode, up to this many views per POST to `ANALYTICS_BATCH_URL`, each with its own idempotency key.',
+    schema: wholeNumber(1, 1000, 1),
+  },
+  ANALYTICS_BATCH_URL: {
+    expected: 'an http(s) URL, e.g. http://127.0.0.1:4020/analytics/data/batch',
+    doc: 'Batch endpoint of batch mode (`SINK_BATCH_SIZE` > 1), taking `{ items: [{ idempotencyKey, record }] }` and answering `{ results: [{ idempotencyKey, status }] }`; default `ANALYTICS_URL` + `/batch`.',
+    schema: httpUrl.optional(),
+  },
   BREAKER_FAILURE_THRESHOLD: {
     expected: 'a whole number between 1 and 10000',
     doc: 'Failed Analytics requests in a row (any view) after which the sink probes its health; a failed probe opens the circuit.',

@@ -26,11 +26,14 @@ export interface DeliveredOutcome {
   readonly latencyMs: number
 }
 
-/** Analytics refused the view for good (a 4xx other than 408 and 429): dead-letter it, no retry. */
+/**
+ * Analytics refused the view for good (a 4xx other than 408 and 429; in a batch, also a 2xx answer
+ * whose result for the item is not `accepted` or `replay`): dead-letter it, no retry.
+ */
 export interface RejectedOutcome {
   readonly kind: 'rejected'
   readonly status: number
-  /** The response body, cut to 1 KiB. */
+  /** The response body (in a batch, what its answer said of the item), cut to 1 KiB. */
   readonly body: string
   readonly attempts: number
 }
@@ -74,7 +77,7 @@ export type AttemptResult =
   | {
       readonly kind: 'answered'
       readonly status: number
-      /** The start of the body for non-2xx answers (empty for 2xx, which are not read). */
+      /** The start of the body for non-2xx answers; for 2xx, empty unless it was asked for (batches). */
       readonly body: string
       readonly retryAfter: string | undefined
       readonly durationMs: number
