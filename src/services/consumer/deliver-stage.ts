@@ -6,7 +6,9 @@
  *
  * Outcomes: delivered → confirmed in Redis; rejected (permanent 4xx) → dead-lettered; exhausted
  * (failing while Analytics is healthy for others) → an off-path retry round, dead-lettered after
- * the last; circuit open → wait for Analytics and deliver again, never dead-lettered.
+ * the last; circuit open → wait for Analytics and deliver again, never dead-lettered. One POST per
+ * view, or with `SINK_BATCH_SIZE` > 1 up to that many per POST (opt-in): either way every view gets
+ * its own outcome, handled alike.
  */
 
 import type { DlqEntry, DlqError, DlqOrigin } from '../../dlq/entry.ts'
@@ -24,7 +26,8 @@ import type { DeadLetterWriter } from '../../kafka/ports.ts'
 import type { Logger } from '../../observability/logger.ts'
 import type { ConsumerMetrics } from '../../observability/metrics.ts'
 import type { AnalyticsSink } from '../../sinks/delivery.ts'
-import { dlqErrorOf } from '../../sinks/outcome.ts'
+import { type DeliveryOutcome, dlqErrorOf } from '../../sinks/outcome.ts'
+import { chunks } from '../../state/bulk.ts'
 import type { DeliveryStore } from '../../state/delivery-store.ts'
 import type { EntityStore } from '../../state/entity-store.ts'
 import type { RetrySchedule } from '../../state/retry-schedule.ts'
@@ -42,6 +45,8 @@ export interface DeliverContext {
   readonly viewOptions: Required<ViewOptions>
   readonly retryRounds: number
   readonly retryDelayMs: number
+  /** Views per Analytics request (`SINK_BATCH_SIZE`); default 1, one POST per view. */
+  readonly batchSize?: number
   /** Aborts waiting for Analytics on shutdown (the batch is then not committed). */
   readonly signal?: AbortSignal
 }
@@ -152,79 +157,44 @@ async function deliverOnce(
   // Recorded before the POST: a crash after it re-sends the same key (see decideDelivery).
   await ctx.deliveries.markAttempted(planned.map((p) => ({ viewId: p.view, key: p.key, hash: p.hash })))
 
-  const postponed = new Map<ViewId, ViewRequest>()
-  const confirmed: Planned[] = []
-  const deadLetters: DlqEntry[] = []
-  const cleared: ViewId[] = []
-  await Promise.all(
-    planned.map(async (plan) => {
-      let outcome: Awaited<ReturnType<AnalyticsSink['deliver']>>
-      try {
-        outcome = await ctx.sink.deliver({
-          key: plan.key,
-          payload: plan.payload,
-          ...(ctx.signal ? { signal: ctx.signal } : {}),
-        })
-      } catch (error) {
-        // Only a bug or an unusable key lands here: dead-letter rather than stall the partition.
-        deadLetters.push(deliverEntry(plan, { class: 'DeliveryError', message: describeError(error) }, 1))
-        confirmed.push(plan)
-        ctx.metrics.views.inc({ type: plan.type, result: 'dead_lettered' })
-        return
-      }
-      switch (outcome.kind) {
-        case 'delivered': {
-          confirmed.push(plan)
-          if (plan.request.retry) cleared.push(plan.view)
-          ctx.metrics.views.inc({ type: plan.type, result: 'delivered' })
-          const polled = plan.request.polledAt ? Date.parse(plan.request.polledAt) : Number.NaN
-          if (Number.isFinite(polled))
-            ctx.metrics.endToEnd.observe({ type: plan.type }, (Date.now() - polled) / 1000)
+  const settled: Settled = { postponed: new Map(), confirmed: [], deadLetters: [], cleared: [] }
+  const deliverOne = async (plan: Planned): Promise<void> => {
+    let outcome: DeliveryOutcome | Thrown
+    try {
+      outcome = await ctx.sink.deliver({
+        key: plan.key,
+        payload: plan.payload,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      })
+    } catch (error) {
+      outcome = { kind: 'thrown', error }
+    }
+    await settle(ctx, plan, outcome, settled)
+  }
+  const batchSize = ctx.batchSize ?? 1
+  if (batchSize <= 1) await Promise.all(planned.map(deliverOne))
+  else {
+    await Promise.all(
+      chunks(planned, batchSize).map(async (group) => {
+        let outcomes: DeliveryOutcome[]
+        try {
+          outcomes = await ctx.sink.deliverBatch(
+            group.map((plan) => ({ key: plan.key, payload: plan.payload })),
+            ctx.signal,
+          )
+        } catch {
+          // An unusable key or payload refuses the whole batch before anything is sent: one by one,
+          // only that view ends in the DLQ.
+          await Promise.all(group.map(deliverOne))
           return
         }
-        case 'rejected': {
-          // Settled: the same content is not sent again; a DLQ replay re-requests the view.
-          confirmed.push(plan)
-          cleared.push(plan.view)
-          deadLetters.push(deliverEntry(plan, dlqErrorOf(outcome), outcome.attempts))
-          ctx.metrics.views.inc({ type: plan.type, result: 'rejected' })
-          ctx.logger.error(
-            { view: plan.view, status: outcome.status, key: plan.key },
-            `Analytics rejected ${plan.view} with HTTP ${outcome.status}; dead-lettered, not retried`,
-          )
-          return
-        }
-        case 'exhausted': {
-          const decision = await ctx.retries.recordFailure(plan.view, outcome.attempts, {
-            maxRounds: ctx.retryRounds,
-            baseDelayMs: ctx.retryDelayMs,
-          })
-          if (decision.kind === 'scheduled') {
-            ctx.metrics.views.inc({ type: plan.type, result: 'retry_scheduled' })
-            ctx.logger.warn(
-              { view: plan.view, round: decision.round, dueAt: new Date(decision.dueAt).toISOString() },
-              `${plan.view} failed ${outcome.attempts} attempt(s) (${outcome.error.message}); retry round ${decision.round} at ${new Date(decision.dueAt).toISOString()}`,
-            )
-            return
-          }
-          confirmed.push(plan)
-          deadLetters.push(
-            deliverEntry(plan, dlqErrorOf(outcome), decision.record.attempts, decision.record.firstFailedAt),
-          )
-          ctx.metrics.views.inc({ type: plan.type, result: 'dead_lettered' })
-          ctx.logger.error(
-            { view: plan.view, attempts: decision.record.attempts },
-            `${plan.view} still failing after ${decision.record.attempts} attempts in ${decision.record.rounds} rounds; dead-lettered`,
-          )
-          return
-        }
-        case 'circuit-open':
-        case 'aborted':
-          postponed.set(plan.view, plan.request)
-          return
-      }
-    }),
-  )
+        await Promise.all(
+          group.map((plan, i) => settle(ctx, plan, outcomes[i] ?? { kind: 'aborted', attempts: 0 }, settled)),
+        )
+      }),
+    )
+  }
+  const { postponed, confirmed, deadLetters, cleared } = settled
   if (deadLetters.length > 0) {
     await ctx.dlq.write(deadLetters)
     ctx.metrics.dlqMessages.inc({ stage: 'deliver' }, deadLetters.length)
@@ -235,6 +205,93 @@ async function deliverOnce(
   ])
   if (ctx.signal?.aborted && postponed.size > 0) throw new Error('stopping: views left for the next run')
   return postponed
+}
+
+/** A delivery that threw instead of ending in an outcome: a bug or an unusable key. */
+interface Thrown {
+  readonly kind: 'thrown'
+  readonly error: unknown
+}
+
+/** What the outcomes of one round come to, written once every view of the round is settled. */
+interface Settled {
+  /** Views to deliver again once Analytics answers (circuit open) or in the next run (aborted). */
+  readonly postponed: Map<ViewId, ViewRequest>
+  /** Views whose delivery record is confirmed: delivered, or settled in the DLQ. */
+  readonly confirmed: Planned[]
+  readonly deadLetters: DlqEntry[]
+  /** Views whose off-path retry record is cleared. */
+  readonly cleared: ViewId[]
+}
+
+/** Handles the outcome of one view's delivery, whichever way (alone or in a batch) it was sent. */
+async function settle(
+  ctx: DeliverContext,
+  plan: Planned,
+  outcome: DeliveryOutcome | Thrown,
+  settled: Settled,
+): Promise<void> {
+  const { postponed, confirmed, deadLetters, cleared } = settled
+  switch (outcome.kind) {
+    case 'thrown': {
+      // Only a bug or an unusable key lands here: dead-letter rather than stall the partition.
+      deadLetters.push(
+        deliverEntry(plan, { class: 'DeliveryError', message: describeError(outcome.error) }, 1),
+      )
+      confirmed.push(plan)
+      ctx.metrics.views.inc({ type: plan.type, result: 'dead_lettered' })
+      return
+    }
+    case 'delivered': {
+      confirmed.push(plan)
+      if (plan.request.retry) cleared.push(plan.view)
+      ctx.metrics.views.inc({ type: plan.type, result: 'delivered' })
+      const polled = plan.request.polledAt ? Date.parse(plan.request.polledAt) : Number.NaN
+      if (Number.isFinite(polled))
+        ctx.metrics.endToEnd.observe({ type: plan.type }, (Date.now() - polled) / 1000)
+      return
+    }
+    case 'rejected': {
+      // Settled: the same content is not sent again; a DLQ replay re-requests the view.
+      confirmed.push(plan)
+      cleared.push(plan.view)
+      deadLetters.push(deliverEntry(plan, dlqErrorOf(outcome), outcome.attempts))
+      ctx.metrics.views.inc({ type: plan.type, result: 'rejected' })
+      ctx.logger.error(
+        { view: plan.view, status: outcome.status, key: plan.key },
+        `Analytics rejected ${plan.view} with HTTP ${outcome.status}; dead-lettered, not retried`,
+      )
+      return
+    }
+    case 'exhausted': {
+      const decision = await ctx.retries.recordFailure(plan.view, outcome.attempts, {
+        maxRounds: ctx.retryRounds,
+        baseDelayMs: ctx.retryDelayMs,
+      })
+      if (decision.kind === 'scheduled') {
+        ctx.metrics.views.inc({ type: plan.type, result: 'retry_scheduled' })
+        ctx.logger.warn(
+          { view: plan.view, round: decision.round, dueAt: new Date(decision.dueAt).toISOString() },
+          `${plan.view} failed ${outcome.attempts} attempt(s) (${outcome.error.message}); retry round ${decision.round} at ${new Date(decision.dueAt).toISOString()}`,
+        )
+        return
+      }
+      confirmed.push(plan)
+      deadLetters.push(
+        deliverEntry(plan, dlqErrorOf(outcome), decision.record.attempts, decision.record.firstFailedAt),
+      )
+      ctx.metrics.views.inc({ type: plan.type, result: 'dead_lettered' })
+      ctx.logger.error(
+        { view: plan.view, attempts: decision.record.attempts },
+        `${plan.view} still failing after ${decision.record.attempts} attempts in ${decision.record.rounds} rounds; dead-lettered`,
+      )
+      return
+    }
+    case 'circuit-open':
+    case 'aborted':
+      postponed.set(plan.view, plan.request)
+      return
+  }
 }
 
 function deliverEntry(plan: Planned, error: DlqError, attempts: number, firstFailedAt?: string): DlqEntry {

@@ -151,6 +151,7 @@ export async function startConsumerService(
       viewOptions: { lowStockThreshold: config.LOW_STOCK_THRESHOLD, customerIdsCap: 100 },
       retryRounds: config.DELIVERY_RETRY_ROUNDS,
       retryDelayMs: config.DELIVERY_RETRY_DELAY_MS,
+      batchSize: config.SINK_BATCH_SIZE,
       ...(deliverStage ? { signal: deliverStage.signal } : {}),
     })
     let context: DeliverContext | undefined
