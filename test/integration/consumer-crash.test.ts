@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { heldViews, type PipelineFixture, pipelineFixture } from '../helpers/consumer.ts'
+import { type PipelineFixture, pipelineFixture } from '../helpers/consumer.ts'
 import { ConsumerProcesses, createSourceTopics } from '../helpers/consumer-process.ts'
-import { expectedViews, finalState, viewDifferences } from '../helpers/expected-views.ts'
+import { expectedViews, finalState } from '../helpers/expected-views.ts'
 import { type KeyLedger, watchKeys } from '../helpers/key-ledger.ts'
+import { assertQuiescent, waitForJoin } from '../helpers/sink-views.ts'
 import { customer, product, type SourceChange, sourceWriter } from '../helpers/sources.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -75,32 +76,10 @@ test('SIGKILL while POSTs are in flight, then restart: nothing lost, no key acce
   const landedAfterKill = fixture.mock.store.stats().accepted - atKill.accepted
   const second = children.start()
   await second.ready
-  let problems: string[] = []
-  try {
-    await waitFor(
-      'the views to match the expected join after the restart',
-      async () => {
-        problems = viewDifferences(await heldViews(fixture.mock), expected)
-        return problems.length === 0
-      },
-      90_000,
-    )
-  } catch (error) {
-    assert.fail(`${(error as Error).message}:\n${problems.join('\n')}\n${children.describe()}`)
-  }
+  await waitForJoin(fixture.mock, expected, { timeoutMs: 90_000, context: () => children.describe() })
   const recoveredAt = Date.now()
-
-  // Quiescent: nothing more arrives, and what arrived is consistent.
-  const settled = fixture.mock.store.stats()
-  await new Promise((resolve) => setTimeout(resolve, 1500))
-  const final = fixture.mock.store.stats()
-  assert.equal(final.received, settled.received, 'no delivery after quiescence')
-  assert.deepEqual(viewDifferences(await heldViews(fixture.mock), expected), [])
-  assert.deepEqual(ledger.conflicts, [], 'no key re-sent with other content')
-  assert.equal(final.accepted, final.distinctKeys, 'every accepted key distinct')
-  assert.equal(ledger.keys(), final.distinctKeys, 'every key received was accepted once')
+  const final = await assertQuiescent(fixture.mock, expected, ledger)
   assert.ok(final.replays > 0, 'deliveries unanswered at the kill were re-sent under their keys')
-  assert.equal(final.rejected, 0)
   t.diagnostic(
     `views ${expected.size}; at the kill: accepted ${atKill.accepted}, in flight ${atKill.inFlight}, landed after it ${landedAfterKill}; ` +
       `finally accepted ${final.accepted}, replays ${final.replays}; kill after ${killedAt - started} ms, ` +

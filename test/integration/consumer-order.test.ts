@@ -12,12 +12,13 @@ import { after, before, test } from 'node:test'
 import type { Product } from '../../src/domain/records.ts'
 import { type ConsumerService, startConsumerService } from '../../src/services/consumer/service.ts'
 import { viewIdentityOf } from '../../src/services/mock-analytics/store.ts'
-import { heldViews, type PipelineFixture, pipelineFixture } from '../helpers/consumer.ts'
+import { type PipelineFixture, pipelineFixture } from '../helpers/consumer.ts'
 import { uniqueName } from '../helpers/env.ts'
-import { applyChanges, emptyState, expectedViews, viewDifferences } from '../helpers/expected-views.ts'
+import { applyChanges, emptyState, expectedViews } from '../helpers/expected-views.ts'
 import { type KeyLedger, watchKeys } from '../helpers/key-ledger.ts'
 import { metricValue } from '../helpers/metrics.ts'
 import { captureLogs } from '../helpers/producer.ts'
+import { waitForJoin } from '../helpers/sink-views.ts'
 import { customer, product, type SourceChange, sourceWriter } from '../helpers/sources.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -53,16 +54,7 @@ async function write(...changes: SourceChange[]): Promise<void> {
 async function settled(scenario?: string): Promise<Record<string, Record<string, unknown>>> {
   const mine = (viewId: string) =>
     scenario === undefined || viewId.split(':')[1]?.startsWith(`${scenario}-`) === true
-  let problems: string[] = []
-  try {
-    return await waitFor(`the ${scenario ?? 'all'} views to match the expected join`, async () => {
-      const held = await heldViews(fixture.mock)
-      problems = viewDifferences(held, expectedViews(state), mine)
-      return problems.length === 0 ? held : undefined
-    })
-  } catch (error) {
-    assert.fail(`${(error as Error).message}:\n${problems.join('\n')}`)
-  }
+  return waitForJoin(fixture.mock, expectedViews(state), { only: mine })
 }
 
 /** The accepted records of `viewId`, in arrival order. */
