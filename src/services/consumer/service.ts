@@ -68,7 +68,8 @@ export async function startConsumerService(
   const registry = createRegistry('consumer')
   const metrics = createConsumerMetrics(registry)
   const sinkMetrics = createSinkMetrics(registry)
-  let redisReady = false
+  // Live, not latched: /readyz turns false while Redis is unreachable.
+  let redisReady = (): boolean => false
   let stages: { apply: Stage; deliver: Stage } | undefined
   // The DLQ admin API (design §6) is served only when ADMIN_TOKEN is set; it answers 503 until started.
   let dlqOperations: DlqOperations | undefined
@@ -78,7 +79,7 @@ export async function startConsumerService(
     port: config.METRICS_PORT ?? CONSUMER_METRICS_PORT,
     registry,
     checks: {
-      redis: () => redisReady,
+      redis: () => redisReady(),
       kafka: () => (stages?.apply.joined() ?? false) && (stages?.deliver.joined() ?? false),
     },
     ...(adminToken === undefined
@@ -91,7 +92,7 @@ export async function startConsumerService(
   try {
     const redis = await connectRedis(config.REDIS_URL, logger)
     resources.add(() => redis.close())
-    redisReady = true
+    redisReady = () => redis.isReady
 
     await ensureServiceTopics(config, logger, 'consumer', [
       topicSpec(config.TOPIC_REFRESH, config.TOPIC_PARTITIONS, 'delete', {

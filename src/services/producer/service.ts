@@ -56,13 +56,14 @@ export async function createProducerRuntime(
 ): Promise<ProducerRuntime> {
   const registry = createRegistry('producer')
   const metrics = createProducerMetrics(registry)
-  let redisReady = false
+  // Redis is checked live (false while it is unreachable); Kafka once the topics are there.
+  let redisReady = (): boolean => false
   let kafkaReady = false
   const health = await startHealthServer({
     host: config.METRICS_HOST,
     port: config.METRICS_PORT ?? PRODUCER_METRICS_PORT,
     registry,
-    checks: { redis: () => redisReady, kafka: () => kafkaReady },
+    checks: { redis: () => redisReady(), kafka: () => kafkaReady },
   })
   const resources = new Resources()
   resources.add(() => health.close())
@@ -70,7 +71,7 @@ export async function createProducerRuntime(
   try {
     const redis = await connectRedis(config.REDIS_URL, logger)
     resources.add(() => redis.close())
-    redisReady = true
+    redisReady = () => redis.isReady
 
     await ensureServiceTopics(config, logger, 'producer')
 
