@@ -4,6 +4,7 @@
  * stays bounded.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { DlqStage } from '../dlq/entry.ts'
 
 /** A registry with Node's default process metrics and a `service` label on every series. */
 export function createRegistry(service: string): Registry {
@@ -13,16 +14,19 @@ export function createRegistry(service: string): Registry {
   return registry
 }
 
+const DLQ_STAGES: readonly DlqStage[] = ['source', 'deserialize', 'validate', 'deliver']
+
 /** Metrics of the DLQ writer, shared by producer and consumer. */
 export function createDlqMetrics(registry: Registry) {
-  return {
-    dlqMessages: new Counter({
-      name: 'pipeline_dlq_messages_total',
-      help: 'Records written to the dead letter topic, by stage',
-      labelNames: ['stage'] as const,
-      registers: [registry],
-    }),
-  }
+  const dlqMessages = new Counter({
+    name: 'pipeline_dlq_messages_total',
+    help: 'Records written to the dead letter topic, by stage',
+    labelNames: ['stage'] as const,
+    registers: [registry],
+  })
+  // Every stage exported from the start at 0: the first dead letter is then an increase() alerts see.
+  for (const stage of DLQ_STAGES) dlqMessages.inc({ stage }, 0)
+  return { dlqMessages }
 }
 
 /** Metrics of Kafka publishing. */
@@ -186,6 +190,17 @@ export function createConsumerMetrics(registry: Registry) {
     paused: new Gauge({
       name: 'pipeline_consumer_paused',
       help: '1 while consumption is paused because the Analytics circuit is open',
+      registers: [registry],
+    }),
+    lag: new Gauge({
+      name: 'pipeline_consumer_lag',
+      help: 'Records a consumer group still has to read, per topic and partition (log end minus committed offset)',
+      labelNames: ['group', 'topic', 'partition'] as const,
+      registers: [registry],
+    }),
+    dlqDepth: new Gauge({
+      name: 'pipeline_dlq_depth',
+      help: 'Entries on the dead letter topic not yet replayed (retained entries minus those the replay ledger settled)',
       registers: [registry],
     }),
   }

@@ -136,6 +136,27 @@ export class ReplayLedger {
     for (let i = 0; i < stale.length; i += 1000) await this.#redis.hDel(this.#key, stale.slice(i, i + 1000))
     return stale.length
   }
+
+  /**
+   * How many entries of `topic` at or after `earliestOffset` were replayed with one of `outcomes`
+   * (the consumer's DLQ depth leaves them out). Claims in progress count only when listed.
+   */
+  async countSettled(topic: string, earliestOffset: bigint, outcomes: ReadonlySet<string>): Promise<number> {
+    const prefix = `${topic}:`
+    let count = 0
+    for await (const fields of this.#redis.hScanIterator(this.#key, {
+      MATCH: `${escapeGlob(topic)}:*`,
+      COUNT: 1000,
+    })) {
+      for (const { field, value } of fields) {
+        const offset = field.slice(prefix.length)
+        if (!field.startsWith(prefix) || !/^\d+$/.test(offset) || BigInt(offset) < earliestOffset) continue
+        const mark = JSON.parse(value) as Partial<LedgerMark>
+        if (typeof mark.outcome === 'string' && outcomes.has(mark.outcome)) count++
+      }
+    }
+    return count
+  }
 }
 
 function escapeGlob(text: string): string {

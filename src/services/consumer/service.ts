@@ -8,7 +8,9 @@ import type { Registry } from 'prom-client'
 import type { Config } from '../../config/env.ts'
 import { dlqAdminRoutes } from '../../dlq/admin-api.ts'
 import { DlqOperations } from '../../dlq/operations.ts'
+import { SETTLED_OUTCOMES } from '../../dlq/replay-plan.ts'
 import { createDlqWriter } from '../../dlq/writer.ts'
+import { createAdmin } from '../../kafka/admin.ts'
 import type { MessagePublisher } from '../../kafka/ports.ts'
 import { createProducer, publish } from '../../kafka/producer.ts'
 import { topicSpec } from '../../kafka/topics.ts'
@@ -25,11 +27,13 @@ import { AppliedStore } from '../../state/applied-store.ts'
 import { DeliveryStore } from '../../state/delivery-store.ts'
 import { EntityStore } from '../../state/entity-store.ts'
 import { connectRedis } from '../../state/redis.ts'
+import { ReplayLedger } from '../../state/replay-ledger.ts'
 import { RetrySchedule } from '../../state/retry-schedule.ts'
 import { ensureServiceTopics, Resources } from '../resources.ts'
 import type { RunningService } from '../run-service.ts'
 import { type ApplyContext, applySourceBatch } from './apply-stage.ts'
 import { type DeliverContext, deliverRefreshBatch } from './deliver-stage.ts'
+import { type LagMonitor, startLagMonitor } from './lag-monitor.ts'
 import { refreshMessage } from './refresh.ts'
 import { type Stage, startStage } from './stage-runner.ts'
 
@@ -45,6 +49,8 @@ export interface ConsumerOverrides {
   readonly prefix?: string
   /** How often the retry pump looks for due views. */
   readonly retryPollMs?: number
+  /** How often consumer lag and DLQ depth are refreshed; default 5 s. */
+  readonly lagIntervalMs?: number
 }
 
 /** A running consumer. */
@@ -56,6 +62,8 @@ export interface ConsumerService extends RunningService {
   readonly stages: { readonly apply: Stage; readonly deliver: Stage }
   /** Resolves once both stages joined their groups. */
   readonly ready: Promise<void>
+  /** Keeps `pipeline_consumer_lag` and `pipeline_dlq_depth` current. */
+  readonly lag: LagMonitor
 }
 
 /** Starts the consumer. */
@@ -199,6 +207,27 @@ export async function startConsumerService(
       await pump
     })
 
+    // Lag of both stages and DLQ depth as gauges; every instance reports the group-wide numbers.
+    const admin = createAdmin(config, 'consumer-lag')
+    resources.add(() => admin.close())
+    const ledger = new ReplayLedger(redis, prefix)
+    const lag = startLagMonitor({
+      admin,
+      groups: [
+        {
+          groupId: `${config.CONSUMER_GROUP}.state`,
+          topics: [config.TOPIC_CUSTOMERS, config.TOPIC_PRODUCTS],
+        },
+        { groupId: `${config.CONSUMER_GROUP}.deliver`, topics: [config.TOPIC_REFRESH] },
+      ],
+      dlqTopic: config.TOPIC_DLQ,
+      replayed: (topic, earliest) => ledger.countSettled(topic, earliest, SETTLED_OUTCOMES),
+      metrics,
+      logger,
+      ...(overrides.lagIntervalMs === undefined ? {} : { intervalMs: overrides.lagIntervalMs }),
+    })
+    resources.add(() => lag.stop())
+
     logger.info(
       { metrics: health.url, analytics: config.ANALYTICS_URL },
       `consumer started: ${config.TOPIC_CUSTOMERS} + ${config.TOPIC_PRODUCTS} → ${config.ANALYTICS_URL}; metrics on ${health.url}/metrics`,
@@ -210,6 +239,7 @@ export async function startConsumerService(
       sink,
       stages,
       ready: Promise.all([apply.firstJoin, deliverStage.firstJoin]).then(() => undefined),
+      lag,
       close: closeAll,
     }
   } catch (error) {
