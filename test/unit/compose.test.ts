@@ -413,6 +413,34 @@ test('Prometheus scrapes the producer and the consumer every 5 s', () => {
   assert.deepEqual(targets.get('consumer'), ['consumer:9000'])
 })
 
+test('Prometheus loads the alert rules mounted beside its configuration; Grafana the dashboard', () => {
+  const mounts = bindMounts('prometheus')
+  const config = obj(readYaml(resolve(composeDir, 'prometheus.yml')), 'prometheus.yml')
+  const ruleFiles = config.rule_files
+  assert.ok(Array.isArray(ruleFiles) && ruleFiles.includes('alerts.yml'), 'prometheus.yml loads alerts.yml')
+  for (const file of ruleFiles.map(String)) {
+    const inContainer = resolve('/etc/prometheus', file)
+    const mount = mounts.find((m) => m.target === inContainer)
+    assert.ok(mount, `prometheus mounts ${file} at ${inContainer}`)
+    assert.equal(resolve(composeDir, mount.source), resolve(composeDir, file), `${file} is the repository's`)
+  }
+  const grafana = bindMounts('grafana').find((m) => m.target === '/etc/grafana/provisioning')
+  assert.ok(grafana, 'grafana mounts its provisioning directory')
+  const provider = obj(
+    readYaml(resolve(composeDir, grafana.source, 'dashboards/pipeline.yml')),
+    'pipeline.yml',
+  )
+  const providers = provider.providers
+  assert.ok(Array.isArray(providers) && providers.length > 0, 'a dashboard provider')
+  const path = String(obj(obj(providers[0], 'provider').options, 'options').path)
+  assert.ok(path.startsWith('/etc/grafana/provisioning/'), 'the provider reads inside the mount')
+  const onHost = resolve(composeDir, grafana.source, path.slice('/etc/grafana/provisioning/'.length))
+  assert.ok(
+    existsSync(resolve(onHost, 'pipeline.json')),
+    `the dashboard is where the provider looks (${onHost})`,
+  )
+})
+
 test('Grafana provisions a Prometheus datasource pointing at the prometheus service', () => {
   const mount = bindMounts('grafana').find((m) => m.target === '/etc/grafana/provisioning')
   assert.ok(mount, 'grafana mounts its provisioning directory')
