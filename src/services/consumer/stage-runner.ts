@@ -62,7 +62,7 @@ export function startStage(options: StageOptions): Stage {
         markJoined()
         failures = 0
         options.logger.info(
-          { stage: options.name, group: options.groupId },
+          { stage: options.name, group: options.groupId, topics: options.topics },
           `${options.name}: joined ${options.groupId}`,
         )
         await processBatches(
@@ -78,7 +78,7 @@ export function startStage(options: StageOptions): Stage {
         if (!stopping.signal.aborted) {
           failures++
           options.logger.error(
-            { stage: options.name, failures },
+            { stage: options.name, group: options.groupId, topics: options.topics, failures },
             `${options.name}: ${describeError(error)}; rejoining (the unfinished batch will be read again)`,
           )
         }

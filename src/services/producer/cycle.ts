@@ -105,7 +105,10 @@ export async function runCycle(
   })
   if (scan.kind === 'not-modified') {
     const summary = { ...emptySummary(source.name, started), outcome: 'not_modified' as const, pages: 1 }
-    ctx.logger.info({ ...summary }, `${source.name}: not modified since the last poll (ETag)`)
+    ctx.logger.info(
+      { ...summary, topic: source.topic },
+      `${source.name}: not modified since the last poll (ETag)`,
+    )
     return summary
   }
 
@@ -190,7 +193,7 @@ export async function runCycle(
     durationMs: Date.now() - started,
   }
   ctx.logger.info(
-    { ...summary },
+    { ...summary, topic: source.topic },
     `${source.name}: publish job completed: fetched ${summary.fetched}, published ${summary.published}, unchanged ${summary.unchanged}, invalid ${summary.invalid}, deleted ${summary.deleted} in ${summary.durationMs} ms`,
   )
   return summary
