@@ -1,0 +1,49 @@
+/**
+ * What Linux's /proc tells a benchmark about other processes and the whole machine: CPU time per
+ * process, how busy all cores were, and which process is which. Every reader returns NaN, undefined
+ * or nothing where /proc cannot be read, so a benchmark still runs (with fewer figures) elsewhere.
+ */
+import { readdir, readFile } from 'node:fs/promises'
+
+/** CPU seconds (user + system) a process has used so far, or NaN. */
+export async function processCpuSeconds(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return Number.NaN
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  if (stat === '') return Number.NaN
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** Busy and total clock ticks of all cores together since boot. */
+export interface MachineTicks {
+  readonly busy: number
+  readonly total: number
+}
+
+/** The machine's clock ticks now, or undefined. */
+export async function machineTicks(): Promise<MachineTicks | undefined> {
+  const line = (await readFile('/proc/stat', 'utf8').catch(() => '')).split('\n')[0] ?? ''
+  if (!line.startsWith('cpu ')) return undefined
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number)
+  const total = ticks.reduce((sum, t) => sum + t, 0)
+  // idle and iowait are the 4th and 5th numbers.
+  return { busy: total - (ticks[3] ?? 0) - (ticks[4] ?? 0), total }
+}
+
+/** The share (0–1) of all cores that was busy, any process, between two readings; NaN if unknown. */
+export function busyShare(before: MachineTicks | undefined, after: MachineTicks | undefined): number {
+  if (before === undefined || after === undefined || after.total === before.total) return Number.NaN
+  return (after.busy - before.busy) / (after.total - before.total)
+}
+
+/** Pids of the processes whose command line (arguments joined by spaces) satisfies `test`. */
+export async function findProcesses(test: (commandLine: string) => boolean): Promise<number[]> {
+  const pids: number[] = []
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')
+    if (cmdline !== '' && test(cmdline.replaceAll('\0', ' ').trim())) pids.push(Number(entry))
+  }
+  return pids
+}
