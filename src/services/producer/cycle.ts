@@ -136,10 +136,13 @@ export async function runCycle(
   }
 
   const verbose = plan.upserts.length + plan.deletions.length <= (ctx.reportThreshold ?? 100)
+  const level = verbose ? 'info' : 'debug'
+  // A 100k-record sync must not be bound by building lines nobody will see.
+  const reporting = ctx.logger.isLevelEnabled(level)
   const report = (id: string, what: string, partition: number, offset: bigint) => {
+    if (!reporting) return
     const line = `${source.label} ${id} ${what} to partition=${partition} offset=${offset}`
-    if (verbose) ctx.logger.info({ source: source.name, id, topic: source.topic }, line)
-    else ctx.logger.debug({ source: source.name, id, topic: source.topic }, line)
+    ctx.logger[level]({ source: source.name, id, topic: source.topic }, line)
   }
   const send = async (messages: readonly OutgoingMessage[]) => {
     if (signal?.aborted)
