@@ -55,6 +55,8 @@ export function startStage(options: StageOptions): Stage {
         role: options.name,
         sessionTimeoutMs: options.config.KAFKA_SESSION_TIMEOUT_MS,
         heartbeatIntervalMs: Math.round(options.config.KAFKA_SESSION_TIMEOUT_MS / 10),
+        // A batch is what is buffered when the last one ends: buffer up to a whole batch.
+        highWaterMark: options.maxBatch,
       })
       try {
         stream = await openStream(consumer, { topics: options.topics })
