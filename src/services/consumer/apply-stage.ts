@@ -30,7 +30,7 @@ import type { DeadLetterWriter, MessagePublisher } from '../../kafka/ports.ts'
 import type { Logger } from '../../observability/logger.ts'
 import type { ConsumerMetrics } from '../../observability/metrics.ts'
 import type { AppliedStore } from '../../state/applied-store.ts'
-import type { EntityStore } from '../../state/entity-store.ts'
+import type { CustomerWrite, EntityStore } from '../../state/entity-store.ts'
 import { refreshMessage } from './refresh.ts'
 
 /** What stage 1 works with. */
@@ -155,7 +155,7 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
   }
 
   // Customers: state and reverse index first (step 2), fan-out from the applied chain.
-  const customerWrites: Promise<void>[] = []
+  const customerWrites: CustomerWrite[] = []
   const customerNext = new Map<string, AppliedSnapshot | undefined>()
   for (const change of customers) {
     const applied = customerNext.has(change.id) ? customerNext.get(change.id) : customerApplied.get(change.id)
@@ -168,15 +168,13 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
       skip(change, 'customer')
       continue
     }
-    customerWrites.push(
-      change.stored ? ctx.entities.upsertCustomer(change.stored) : ctx.entities.deleteCustomer(change.id),
-    )
+    customerWrites.push({ id: change.id, stored: change.stored })
     customerNext.set(change.id, fanout.applied)
     positions.customer.set(change.id, positionOf(change.message))
     refreshes.add(fanout.views, change.stored?.polledAt ?? new Date().toISOString())
     ctx.metrics.messages.inc({ topic: change.message.topic, result: 'applied' })
   }
-  await Promise.all(customerWrites)
+  await ctx.entities.writeCustomers(customerWrites)
 
   // Products: state first, then the reverse index is read (see the module comment).
   const productWrites: Promise<void>[] = []
