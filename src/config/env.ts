@@ -139,6 +139,11 @@ export const envSpec = {
     doc: 'Log level.',
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   },
+  LOG_FORMAT: {
+    expected: 'auto, json or pretty',
+    doc: 'Log lines as JSON, or pretty for people; auto is pretty exactly when stdout is a terminal.',
+    schema: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  },
   TOPIC_CUSTOMERS: {
     expected: 'a Kafka topic name ([A-Za-z0-9._-], at most 249 characters)',
     doc: 'Customer source topic.',

@@ -54,7 +54,9 @@ export async function runLocalStack(services: readonly string[]): Promise<number
     return 1
   }
   const children: ManagedChild[] = []
-  const env = { ...process.env, ...infra.env }
+  // The services' output reaches a person through our pipe: keep it pretty when we are on a terminal.
+  const format = process.stdout.isTTY ? { LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty' } : {}
+  const env = { ...process.env, ...infra.env, ...format }
   for (const command of services) {
     children.push(
       spawnChild({

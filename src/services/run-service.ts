@@ -30,7 +30,11 @@ export async function runService(name: string, start: ServiceStarter): Promise<n
     console.error(`${name}: ${describeError(error)}`)
     return 1
   }
-  const logger = createLogger({ service: name, level: config.LOG_LEVEL })
+  const logger = createLogger({
+    service: name,
+    level: config.LOG_LEVEL,
+    ...(config.LOG_FORMAT === 'auto' ? {} : { pretty: config.LOG_FORMAT === 'pretty' }),
+  })
   let service: RunningService
   try {
     service = await start(config, logger)

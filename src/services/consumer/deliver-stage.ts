@@ -203,6 +203,17 @@ async function deliverOnce(
     ctx.deliveries.markConfirmed(confirmed.map((p) => ({ viewId: p.view, key: p.key, hash: p.hash }))),
     cleared.length > 0 ? ctx.retries.clear(cleared) : Promise.resolve(),
   ])
+  const lettered = new Set(deadLetters.map((entry) => entry.idempotencyKey))
+  const delivered = confirmed.filter((plan) => !lettered.has(plan.key))
+  if (delivered.length > 0) {
+    // One line per batch, not per view: readable in the demo, cheap at 100k views.
+    const sample = delivered.slice(0, 5).map((plan) => plan.view)
+    const more = delivered.length > sample.length ? ', …' : ''
+    ctx.logger.info(
+      { delivered: delivered.length, views: sample },
+      `delivered ${delivered.length} view(s) to Analytics: ${sample.join(', ')}${more}`,
+    )
+  }
   if (ctx.signal?.aborted && postponed.size > 0) throw new Error('stopping: views left for the next run')
   return postponed
 }
