@@ -15,6 +15,13 @@ export async function processCpuSeconds(pid: number | undefined): Promise<number
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
+/** A memory figure of a process in bytes: `VmRSS` (resident now) or `VmHWM` (its peak), or NaN. */
+export async function processMemoryBytes(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)
+  return match ? Number(match[1]) * 1024 : Number.NaN
+}
+
 /** Busy and total clock ticks of all cores together since boot. */
 export interface MachineTicks {
   readonly busy: number
