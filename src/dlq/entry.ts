@@ -15,6 +15,21 @@ export interface DlqOrigin {
   readonly url?: string
 }
 
+/** Where a consumed Kafka message sits, as a DLQ origin. */
+export function messageOrigin(message: {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly key: string | null
+}): DlqOrigin {
+  return {
+    topic: message.topic,
+    partition: message.partition,
+    offset: String(message.offset),
+    ...(message.key === null ? {} : { key: message.key }),
+  }
+}
+
 /** What went wrong. */
 export interface DlqError {
   readonly class: string

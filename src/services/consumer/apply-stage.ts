@@ -13,7 +13,7 @@
  * 4. write the applied snapshots; the caller then commits the offsets.
  */
 
-import type { DlqEntry } from '../../dlq/entry.ts'
+import { type DlqEntry, messageOrigin } from '../../dlq/entry.ts'
 import { decodeSourceMessage, rawPayload } from '../../domain/decode.ts'
 import {
   type AppliedSnapshot,
@@ -69,12 +69,7 @@ function poisonEntry(message: KafkaMessage, stage: 'deserialize' | 'validate', r
     attempts: 1,
     firstFailedAt: now,
     failedAt: now,
-    origin: {
-      topic: message.topic,
-      partition: message.partition,
-      offset: String(message.offset),
-      ...(message.key === null ? {} : { key: message.key }),
-    },
+    origin: messageOrigin(message),
     payload: rawPayload(message.value),
   }
 }

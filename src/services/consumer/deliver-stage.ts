@@ -11,7 +11,7 @@
  * its own outcome, handled alike.
  */
 
-import type { DlqEntry, DlqError, DlqOrigin } from '../../dlq/entry.ts'
+import { type DlqEntry, type DlqError, type DlqOrigin, messageOrigin } from '../../dlq/entry.ts'
 import {
   computeView,
   type DeliveryPayload,
@@ -58,15 +58,6 @@ export interface ViewRequest {
   readonly origin: DlqOrigin
 }
 
-function originOf(message: KafkaMessage): DlqOrigin {
-  return {
-    topic: message.topic,
-    partition: message.partition,
-    offset: String(message.offset),
-    ...(message.key === null ? {} : { key: message.key }),
-  }
-}
-
 /** Handles one batch of refresh requests; resolves once every view is settled (or rescheduled). */
 export async function deliverRefreshBatch(
   ctx: DeliverContext,
@@ -92,7 +83,7 @@ export async function deliverRefreshBatch(
     requests.set(refresh.view, {
       polledAt,
       retry: refresh.retry || (known?.retry ?? false),
-      origin: originOf(message),
+      origin: messageOrigin(message),
     })
   }
   await deliverViews(ctx, requests)
