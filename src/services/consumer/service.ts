@@ -12,7 +12,8 @@ import { SETTLED_OUTCOMES } from '../../dlq/replay-plan.ts'
 import { createDlqWriter } from '../../dlq/writer.ts'
 import { createAdmin } from '../../kafka/admin.ts'
 import type { MessagePublisher } from '../../kafka/ports.ts'
-import { createProducer, publish } from '../../kafka/producer.ts'
+import { createProducer } from '../../kafka/producer.ts'
+import { meteredPublisher } from '../../kafka/publisher.ts'
 import { topicSpec } from '../../kafka/topics.ts'
 import { startHealthServer } from '../../observability/health-server.ts'
 import type { Logger } from '../../observability/logger.ts'
@@ -110,14 +111,7 @@ export async function startConsumerService(
 
     const producer = createProducer(config, 'consumer')
     resources.add(() => producer.close())
-    const publisher: MessagePublisher = {
-      send: async (messages) => {
-        const reports = await publish(producer, messages)
-        for (const message of messages)
-          metrics.publishes.inc({ topic: message.topic, outcome: 'acknowledged' })
-        return reports
-      },
-    }
+    const publisher = meteredPublisher(producer, metrics.publishes)
     const dlq = createDlqWriter(publisher, config.TOPIC_DLQ)
     dlqOperations = new DlqOperations({ config, redis, publisher, prefix, logger })
     const sink = new AnalyticsSink(sinkOptionsFromConfig(config, sinkMetrics))

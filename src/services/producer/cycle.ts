@@ -147,14 +147,7 @@ export async function runCycle(
   const send = async (messages: readonly OutgoingMessage[]) => {
     if (signal?.aborted)
       throw new PipelineError(ErrorCodes.SOURCE_ABORTED, `${source.name}: cycle stopped before publishing`)
-    try {
-      const reports = await ctx.publisher.send(messages)
-      ctx.metrics.publishes.inc({ topic: source.topic, outcome: 'acknowledged' }, messages.length)
-      return reports
-    } catch (error) {
-      ctx.metrics.publishes.inc({ topic: source.topic, outcome: 'error' }, messages.length)
-      throw error
-    }
+    return ctx.publisher.send(messages)
   }
 
   const batch = ctx.batchSize ?? 1000

@@ -7,8 +7,8 @@ import type { Registry } from 'prom-client'
 import { Agent } from 'undici'
 import type { Config } from '../../config/env.ts'
 import { createDlqWriter } from '../../dlq/writer.ts'
-import type { MessagePublisher } from '../../kafka/ports.ts'
-import { createProducer, publish } from '../../kafka/producer.ts'
+import { createProducer } from '../../kafka/producer.ts'
+import { meteredPublisher } from '../../kafka/publisher.ts'
 import { startHealthServer } from '../../observability/health-server.ts'
 import type { Logger } from '../../observability/logger.ts'
 import { createProducerMetrics, createRegistry, type ProducerMetrics } from '../../observability/metrics.ts'
@@ -77,7 +77,7 @@ export async function createProducerRuntime(
 
     const producer = createProducer(config, 'producer')
     resources.add(() => producer.close())
-    const publisher: MessagePublisher = { send: (messages) => publish(producer, messages) }
+    const publisher = meteredPublisher(producer, metrics.publishes)
     kafkaReady = true
 
     const dispatcher = new Agent({
