@@ -8,6 +8,7 @@ import { type MockAnalytics, startMockAnalytics } from '../../src/services/mock-
 import type { CircuitStateName } from '../../src/sinks/breaker.ts'
 import { AnalyticsSink, type AnalyticsSinkOptions } from '../../src/sinks/delivery.ts'
 import type { DeliveryOutcome } from '../../src/sinks/outcome.ts'
+import { metricValue } from '../helpers/metrics.ts'
 
 interface Harness {
   readonly sink: AnalyticsSink
@@ -42,15 +43,6 @@ function sinkFor(mock: MockAnalytics, overrides: Partial<AnalyticsSinkOptions> =
   return { sink, metrics, states }
 }
 
-async function count(
-  metric: { get(): Promise<{ values: { value: number; labels: object }[] }> },
-  labels: Record<string, string> = {},
-): Promise<number> {
-  const { values } = await metric.get()
-  const match = values.find((v) => Object.entries(labels).every(([k, l]) => (v.labels as never)[k] === l))
-  return match?.value ?? 0
-}
-
 function assertKind<K extends DeliveryOutcome['kind']>(
   outcome: DeliveryOutcome,
   kind: K,
@@ -80,10 +72,10 @@ describe('Analytics sink against the mock', () => {
     assert.ok(outcome.latencyMs > 0)
     assert.deepEqual(mock.store.views().get('customer:1')?.record, view('1'))
     assert.equal(mock.store.views().get('customer:1')?.key, 'customer:1:h1')
-    assert.equal(await count(metrics.requests, { status: '2xx' }), 1)
-    assert.equal(await count(metrics.deliveries, { outcome: 'delivered' }), 1)
-    assert.equal(await count(metrics.retries), 0)
-    assert.equal(await count(metrics.circuitState), 0)
+    assert.equal(await metricValue(metrics.requests, { status: '2xx' }), 1)
+    assert.equal(await metricValue(metrics.deliveries, { outcome: 'delivered' }), 1)
+    assert.equal(await metricValue(metrics.retries), 0)
+    assert.equal(await metricValue(metrics.circuitState), 0)
     const { values } = await metrics.requestDuration.get()
     assert.equal(values.find((v) => v.metricName?.endsWith('_count'))?.value, 1)
   })
@@ -93,9 +85,9 @@ describe('Analytics sink against the mock', () => {
     mock.store.faults.add({ status: 500, count: 3 })
     const outcome = assertKind(await sink.deliver({ key: 'customer:2:h1', payload: view('2') }), 'delivered')
     assert.equal(outcome.attempts, 4)
-    assert.equal(await count(metrics.retries), 3)
-    assert.equal(await count(metrics.requests, { status: '5xx' }), 3)
-    assert.equal(await count(metrics.requests, { status: '2xx' }), 1)
+    assert.equal(await metricValue(metrics.retries), 3)
+    assert.equal(await metricValue(metrics.requests, { status: '5xx' }), 3)
+    assert.equal(await metricValue(metrics.requests, { status: '2xx' }), 1)
     assert.deepEqual(mock.store.stats(), {
       received: 4,
       accepted: 1,
@@ -114,8 +106,8 @@ describe('Analytics sink against the mock', () => {
     assert.equal(outcome.attempts, 1)
     assert.match(outcome.body, /"error"/)
     assert.equal(mock.store.stats().received, 1)
-    assert.equal(await count(metrics.retries), 0)
-    assert.equal(await count(metrics.deliveries, { outcome: 'rejected' }), 1)
+    assert.equal(await metricValue(metrics.retries), 0)
+    assert.equal(await metricValue(metrics.deliveries, { outcome: 'rejected' }), 1)
     assert.equal(sink.state(), 'closed')
   })
 
@@ -155,7 +147,7 @@ describe('Analytics sink against the mock', () => {
     mock.store.faults.add({ drop: true, count: 1 })
     const outcome = assertKind(await sink.deliver({ key: 'customer:7:h1', payload: view('7') }), 'delivered')
     assert.equal(outcome.attempts, 2)
-    assert.equal(await count(metrics.requests, { status: 'network' }), 1)
+    assert.equal(await metricValue(metrics.requests, { status: 'network' }), 1)
     assert.equal(mock.store.stats().accepted, 1)
   })
 
@@ -167,7 +159,7 @@ describe('Analytics sink against the mock', () => {
     const outcome = assertKind(await sink.deliver({ key: 'customer:8:h1', payload: view('8') }), 'delivered')
     assert.equal(outcome.attempts, 2)
     assert.ok(performance.now() - started < 1400, 'gave up on the slow attempt before it answered')
-    assert.equal(await count(metrics.requests, { status: 'timeout' }), 1)
+    assert.equal(await metricValue(metrics.requests, { status: 'timeout' }), 1)
     assert.equal(mock.store.stats().accepted, 1)
     await sleep(1500 - (performance.now() - started) + 50)
     const stats = mock.store.stats()
@@ -235,7 +227,7 @@ describe('Analytics sink against the mock', () => {
     for (const other of await Promise.all(others)) assertKind(other, 'delivered')
     assert.deepEqual(states, [])
     assert.equal(sink.state(), 'closed')
-    assert.equal(await count(metrics.deliveries, { outcome: 'exhausted' }), 1)
+    assert.equal(await metricValue(metrics.deliveries, { outcome: 'exhausted' }), 1)
     assert.equal(mock.store.stats().accepted, 20)
   })
 
@@ -250,9 +242,9 @@ describe('Analytics sink against the mock', () => {
     )
     for (const outcome of outcomes) assert.equal(assertKind(outcome, 'exhausted').attempts, 5)
     assert.deepEqual(states, [])
-    assert.ok((await count(metrics.probes, { result: 'healthy' })) >= 1)
-    assert.equal(await count(metrics.probes, { result: 'unhealthy' }), 0)
-    assert.equal(mock.store.stats().replays, await count(metrics.probes, { result: 'healthy' }))
+    assert.ok((await metricValue(metrics.probes, { result: 'healthy' })) >= 1)
+    assert.equal(await metricValue(metrics.probes, { result: 'unhealthy' }), 0)
+    assert.equal(mock.store.stats().replays, await metricValue(metrics.probes, { result: 'healthy' }))
   })
 
   test('a poison view before anything was delivered: the liveness probe decides, exhausted', async () => {
@@ -264,8 +256,8 @@ describe('Analytics sink against the mock', () => {
     )
     assert.equal(outcome.attempts, 5)
     assert.deepEqual(states, [])
-    assert.equal(await count(metrics.probes, { result: 'healthy' }), 1)
-    assert.equal(await count(metrics.requests, { status: '4xx' }), 1, 'GET / answered 404: alive')
+    assert.equal(await metricValue(metrics.probes, { result: 'healthy' }), 1)
+    assert.equal(await metricValue(metrics.requests, { status: '4xx' }), 1, 'GET / answered 404: alive')
   })
 
   test('Analytics failing for everything opens the circuit; no delivery is exhausted; recovery closes it', async () => {
@@ -281,7 +273,7 @@ describe('Analytics sink against the mock', () => {
     )
     for (const outcome of during) assertKind(outcome, 'circuit-open')
     assert.equal(sink.state(), 'open')
-    assert.equal(await count(metrics.circuitState), 2)
+    assert.equal(await metricValue(metrics.circuitState), 2)
 
     const started = performance.now()
     const quick = await sink.deliver({ key: 'customer:11:h1', payload: view('11') })
@@ -296,8 +288,8 @@ describe('Analytics sink against the mock', () => {
     await sink.waitUntilClosed(AbortSignal.timeout(3000))
     assert.equal(sink.state(), 'closed')
     assert.deepEqual(states.slice(-2), ['half-open', 'closed'])
-    assert.equal(await count(metrics.circuitState), 0)
-    assert.equal(await count(metrics.deliveries, { outcome: 'exhausted' }), 0)
+    assert.equal(await metricValue(metrics.circuitState), 0)
+    assert.equal(await metricValue(metrics.deliveries, { outcome: 'exhausted' }), 0)
 
     const after = await Promise.all(
       Array.from({ length: 11 }, (_, i) =>
@@ -318,7 +310,7 @@ describe('Analytics sink against the mock', () => {
     const outcome = await sink.deliver({ key: 'customer:1:h1', payload: view('1') })
     assert.deepEqual(outcome, { kind: 'circuit-open', attempts: 3 })
     assert.equal(sink.state(), 'open')
-    assert.equal(await count(metrics.probes, { result: 'unhealthy' }), 1)
+    assert.equal(await metricValue(metrics.probes, { result: 'unhealthy' }), 1)
   })
 
   test('an outage that begins while a delivery retries does not make it exhausted', async () => {
