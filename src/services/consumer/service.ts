@@ -142,8 +142,7 @@ export async function startConsumerService(
       handle: (batch) => applySourceBatch(applyContext, batch),
       onBatch: (seconds) => metrics.batchDuration.observe({ stage: 'apply' }, seconds),
     })
-    let deliverStage: Stage | undefined
-    const deliverContext = (): DeliverContext => ({
+    const deliverContext: DeliverContext = {
       entities,
       deliveries: new DeliveryStore(redis, prefix),
       retries,
@@ -155,20 +154,16 @@ export async function startConsumerService(
       retryRounds: config.DELIVERY_RETRY_ROUNDS,
       retryDelayMs: config.DELIVERY_RETRY_DELAY_MS,
       batchSize: config.SINK_BATCH_SIZE,
-      ...(deliverStage ? { signal: deliverStage.signal } : {}),
-    })
-    let context: DeliverContext | undefined
-    deliverStage = startStage({
+    }
+    const deliverStage = startStage({
       name: 'consumer-deliver',
       config,
       groupId: `${config.CONSUMER_GROUP}.deliver`,
       topics: [config.TOPIC_REFRESH],
       maxBatch: config.CONSUMER_BATCH_SIZE,
       logger,
-      handle: (batch) => {
-        context ??= deliverContext()
-        return deliverRefreshBatch(context, batch)
-      },
+      // The stage's stop signal ends a wait for Analytics, leaving the batch uncommitted.
+      handle: (batch, signal) => deliverRefreshBatch({ ...deliverContext, signal }, batch),
       onBatch: (seconds) => metrics.batchDuration.observe({ stage: 'deliver' }, seconds),
     })
     stages = { apply, deliver: deliverStage }

@@ -19,7 +19,8 @@ export interface StageOptions {
   readonly topics: readonly string[]
   readonly maxBatch: number
   readonly logger: Logger
-  readonly handle: (batch: readonly KafkaMessage[]) => Promise<void>
+  /** Handles one batch; `signal` aborts when the stage stops. */
+  readonly handle: (batch: readonly KafkaMessage[], signal: AbortSignal) => Promise<void>
   /** Observes each batch's duration. */
   readonly onBatch?: (seconds: number) => void
 }
@@ -34,8 +35,6 @@ export interface Stage {
   resume(): void
   /** Stops reading; the batch in hand finishes or, if it waits on Analytics, is abandoned uncommitted. */
   stop(): Promise<void>
-  /** Aborted on stop: handlers pass it to what may wait long. */
-  readonly signal: AbortSignal
 }
 
 /** Starts the stage loop. */
@@ -71,7 +70,7 @@ export function startStage(options: StageOptions): Stage {
           stream,
           async (batch) => {
             const started = performance.now()
-            await options.handle(batch)
+            await options.handle(batch, stopping.signal)
             options.onBatch?.((performance.now() - started) / 1000)
           },
           { maxBatch: options.maxBatch, signal: stopping.signal },
@@ -99,7 +98,6 @@ export function startStage(options: StageOptions): Stage {
   return {
     joined: () => stream !== undefined,
     firstJoin,
-    signal: stopping.signal,
     pause() {
       paused = true
       stream?.pause()
