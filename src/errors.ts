@@ -26,6 +26,9 @@ export const ErrorCodes = {
   SOURCE_BAD_SHAPE: 'PIPELINE_SOURCE_BAD_SHAPE',
   SOURCE_TOO_MANY_PAGES: 'PIPELINE_SOURCE_TOO_MANY_PAGES',
   SOURCE_ABORTED: 'PIPELINE_SOURCE_ABORTED',
+  SOURCE_DEADLINE: 'PIPELINE_SOURCE_DEADLINE',
+  SOURCE_BAD_ENCODING: 'PIPELINE_SOURCE_BAD_ENCODING',
+  SOURCE_TOO_MANY_INVALID: 'PIPELINE_SOURCE_TOO_MANY_INVALID',
   SINK_REJECTED: 'PIPELINE_SINK_REJECTED',
   SINK_HTTP_STATUS: 'PIPELINE_SINK_HTTP_STATUS',
   SINK_TIMEOUT: 'PIPELINE_SINK_TIMEOUT',
@@ -68,4 +71,13 @@ export function describeError(error: unknown): string {
   if (error instanceof PipelineError) return `${error.message} [${error.code}]`
   if (error instanceof Error) return `${error.name}: ${error.message}`.replace(/\s*\n\s*/g, ' ')
   return String(error)
+}
+
+/**
+ * `text` on one line and cut to `max` characters, for messages that quote what a peer sent (a
+ * parser's excerpt of a body, a header): that text can hold newlines, control characters, anything.
+ */
+export function oneLine(text: string, max = 200): string {
+  const flat = text.replace(/[\s\p{Cc}]+/gu, ' ')
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat
 }

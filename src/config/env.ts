@@ -184,6 +184,11 @@ export const envSpec = {
     doc: 'Per-request timeout of a source call (connect, headers and body each).',
     schema: wholeNumber(100, 600_000, 10_000),
   },
+  SOURCE_REQUEST_DEADLINE_MS: {
+    expected: 'milliseconds between 100 and 3600000',
+    doc: 'Whole-request deadline of one source call, body included (a slow-loris body that beats the per-chunk timeout still ends here); a retryable failure.',
+    schema: wholeNumber(100, 3_600_000, 60_000),
+  },
   SOURCE_MAX_RESPONSE_BYTES: {
     expected: 'bytes between 1024 and 1073741824',
     doc: 'Largest source response page accepted; a larger one fails the cycle.',
@@ -193,6 +198,11 @@ export const envSpec = {
     expected: 'a whole number between 1 and 1000000',
     doc: 'Most pages followed in one listing; more fails the cycle (endless pagination).',
     schema: wholeNumber(1, 1_000_000, 10_000),
+  },
+  SOURCE_MAX_INVALID_RECORDS: {
+    expected: 'a whole number between 0 and 1000000',
+    doc: 'Most invalid (or duplicate-id) records dead-lettered from one listing; more fails the cycle, publishing and deleting nothing (a source answering junk is broken).',
+    schema: wholeNumber(0, 1_000_000, 1000),
   },
   MAX_DELETE_RATIO: {
     expected: 'a fraction between 0 and 1, e.g. 0.5',

@@ -2,15 +2,19 @@
  * One GET of a source page over undici, hardened: timeouts, bounded retries with backoff and
  * `Retry-After`, a response size limit, a content-type check, conditional GET, bearer auth.
  */
+import { isUtf8 } from 'node:buffer'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Dispatcher, request, errors as undiciErrors } from 'undici'
 import { type BackoffPolicy, backoffDelay, classifyStatus, parseRetryAfter } from '../domain/retry-policy.ts'
-import { type ErrorCode, ErrorCodes, PipelineError } from '../errors.ts'
+import { type ErrorCode, ErrorCodes, oneLine, PipelineError } from '../errors.ts'
 
 /** Options of {@link fetchPage}. */
 export interface PageRequestOptions {
   readonly dispatcher: Dispatcher
+  /** undici's connect, headers and body timeouts (the body one is per chunk). */
   readonly timeoutMs: number
+  /** The whole exchange of one attempt, body included: a slow-loris body cannot hold a cycle. */
+  readonly deadlineMs: number
   readonly maxBytes: number
   readonly retry: BackoffPolicy
   /** Sent as `Authorization: Bearer …`; never logged. */
@@ -67,10 +71,80 @@ async function readLimited(body: AsyncIterable<Buffer>, maxBytes: number, url: U
   return Buffer.concat(chunks, size)
 }
 
+/**
+ * Checks the headers of a 2xx answer before its body is read (pure): the body must be JSON, not
+ * content-encoded (we ask for `identity`, so gzip is a lie or a bomb: refused unread, and the size
+ * limit stays a limit on the bytes parsed), and not declared larger than `maxBytes`.
+ *
+ * @returns the error that fails the page, or undefined when the body may be read
+ */
+export function checkResponseHeaders(
+  url: URL,
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  maxBytes: number,
+): PipelineError | undefined {
+  const type = header(headers, 'content-type') ?? ''
+  if (!/[/+]json\b/i.test(type)) {
+    return new PipelineError(
+      ErrorCodes.SOURCE_NOT_JSON,
+      `${url.href} answered HTTP ${status} with content-type ${JSON.stringify(oneLine(type, 100))}, not JSON`,
+    )
+  }
+  const encoding = header(headers, 'content-encoding')
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity' && encoding.trim() !== '') {
+    return new PipelineError(
+      ErrorCodes.SOURCE_BAD_ENCODING,
+      `${url.href} answered with content-encoding ${JSON.stringify(oneLine(encoding, 100))}, though only identity was accepted`,
+    )
+  }
+  const declared = Number(header(headers, 'content-length'))
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    return new PipelineError(
+      ErrorCodes.SOURCE_TOO_LARGE,
+      `${url.href} declared ${declared} bytes, over ${maxBytes}`,
+    )
+  }
+  return undefined
+}
+
+/**
+ * Parses a response body (pure). Invalid UTF-8 fails the page with `SOURCE_BAD_ENCODING` rather
+ * than being patched with U+FFFD: a silently altered id or name would be published as if the source
+ * had said it. Text that is not JSON fails it with `SOURCE_NOT_JSON`; either way the message is one
+ * line and names the URL.
+ *
+ * @throws {PipelineError} `SOURCE_BAD_ENCODING` or `SOURCE_NOT_JSON`
+ */
+export function parseBody(url: URL, raw: Uint8Array): unknown {
+  if (!isUtf8(raw)) {
+    throw new PipelineError(
+      ErrorCodes.SOURCE_BAD_ENCODING,
+      `${url.href} answered a body of ${raw.length} bytes that is not valid UTF-8`,
+    )
+  }
+  try {
+    return JSON.parse(utf8.decode(raw))
+  } catch (error) {
+    throw new PipelineError(
+      ErrorCodes.SOURCE_NOT_JSON,
+      `${url.href} answered invalid JSON: ${oneLine((error as Error).message, 200)}`,
+    )
+  }
+}
+
+// Non-fatal is fine here: the bytes were checked by isUtf8 first. It strips a leading BOM.
+const utf8 = new TextDecoder('utf-8')
+
 async function attempt(url: URL, options: PageRequestOptions): Promise<PageResponse> {
   const headers: Record<string, string> = { accept: 'application/json', 'accept-encoding': 'identity' }
   if (options.token) headers.authorization = `Bearer ${options.token}`
   if (options.etag) headers['if-none-match'] = options.etag
+  // undici's timeouts are per phase and per body chunk: a slow-loris body that trickles a byte
+  // every few seconds never trips them. The deadline bounds the whole exchange, body included.
+  const deadline = AbortSignal.timeout(options.deadlineMs)
+  const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline
+  const fail = (error: unknown) => networkFailure(error, url, options, deadline)
   let response: Dispatcher.ResponseData
   try {
     response = await request(url, {
@@ -79,10 +153,10 @@ async function attempt(url: URL, options: PageRequestOptions): Promise<PageRespo
       dispatcher: options.dispatcher,
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
-      ...(options.signal ? { signal: options.signal } : {}),
+      signal,
     })
   } catch (error) {
-    throw networkFailure(error, url, options)
+    throw fail(error)
   }
   const status = response.statusCode
   const kind = classifyStatus(status)
@@ -99,52 +173,33 @@ async function attempt(url: URL, options: PageRequestOptions): Promise<PageRespo
     }
     throw new PipelineError(ErrorCodes.SOURCE_HTTP_STATUS, message, { details: { status } })
   }
-  const type = header(response.headers, 'content-type') ?? ''
-  if (!/[/+]json\b/i.test(type)) {
+  const refused = checkResponseHeaders(url, status, response.headers, options.maxBytes)
+  if (refused) {
     await response.body.dump().catch(() => undefined)
-    throw new PipelineError(
-      ErrorCodes.SOURCE_NOT_JSON,
-      `${url.href} answered HTTP ${status} with content-type ${JSON.stringify(type)}, not JSON`,
-    )
-  }
-  const encoding = header(response.headers, 'content-encoding')
-  if (encoding && encoding !== 'identity') {
-    await response.body.dump().catch(() => undefined)
-    throw new PipelineError(
-      ErrorCodes.SOURCE_NOT_JSON,
-      `${url.href} answered with unrequested content-encoding ${encoding}`,
-    )
-  }
-  const declared = Number(header(response.headers, 'content-length'))
-  if (Number.isFinite(declared) && declared > options.maxBytes) {
-    await response.body.dump().catch(() => undefined)
-    throw new PipelineError(
-      ErrorCodes.SOURCE_TOO_LARGE,
-      `${url.href} declared ${declared} bytes, over ${options.maxBytes}`,
-    )
+    throw refused
   }
   let raw: Buffer
   try {
     raw = await readLimited(response.body, options.maxBytes, url)
   } catch (error) {
-    if (error instanceof PipelineError) throw error
-    throw networkFailure(error, url, options)
+    if (error instanceof PipelineError) {
+      response.body.destroy()
+      throw error
+    }
+    throw fail(error)
   }
-  let body: unknown
-  try {
-    body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw))
-  } catch (error) {
-    throw new PipelineError(
-      ErrorCodes.SOURCE_NOT_JSON,
-      `${url.href} answered invalid JSON: ${(error as Error).message}`,
-    )
-  }
-  return { kind: 'body', body, etag: header(response.headers, 'etag'), attempts: 1 }
+  return { kind: 'body', body: parseBody(url, raw), etag: header(response.headers, 'etag'), attempts: 1 }
 }
 
-function networkFailure(error: unknown, url: URL, options: PageRequestOptions): Error {
+function networkFailure(error: unknown, url: URL, options: PageRequestOptions, deadline: AbortSignal): Error {
   if (options.signal?.aborted) {
     return new PipelineError(ErrorCodes.SOURCE_ABORTED, `request to ${url.href} was aborted`)
+  }
+  if (deadline.aborted) {
+    return new RetryableFailure(
+      ErrorCodes.SOURCE_DEADLINE,
+      `${url.href} did not complete its answer within ${options.deadlineMs} ms (SOURCE_REQUEST_DEADLINE_MS)`,
+    )
   }
   if (
     error instanceof undiciErrors.HeadersTimeoutError ||

@@ -98,8 +98,10 @@ export async function createProducerRuntime(
       scan: {
         dispatcher,
         timeoutMs: config.SOURCE_TIMEOUT_MS,
+        deadlineMs: config.SOURCE_REQUEST_DEADLINE_MS,
         maxBytes: config.SOURCE_MAX_RESPONSE_BYTES,
         maxPages: config.SOURCE_MAX_PAGES,
+        maxInvalid: config.SOURCE_MAX_INVALID_RECORDS,
         retry: {
           maxAttempts: config.RETRY_MAX_ATTEMPTS,
           baseDelayMs: config.RETRY_BASE_DELAY_MS,
