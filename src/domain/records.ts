@@ -7,7 +7,18 @@ import { z } from 'zod'
 /** Version of the envelope and record shapes below; bump on an incompatible change. */
 export const SCHEMA_VERSION = 1
 
-const id = z.union([z.string().trim().min(1).max(200), z.number().int().nonnegative()]).transform(String)
+// An id is a Kafka key, written as UTF-8: a lone surrogate would reach the consumer as U+FFFD and no
+// longer match the envelope's id, and control characters break log lines and sink keys.
+const idText = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  .refine((text) => text.isWellFormed() && !/\p{Cc}/u.test(text), {
+    message: 'must be well-formed Unicode without control characters',
+  })
+
+const id = z.union([idText, z.number().int().nonnegative()]).transform(String)
 
 const timestamp = z.iso.datetime({ offset: true })
 

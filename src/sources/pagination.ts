@@ -18,11 +18,15 @@ function isObject(value: unknown): value is Record<string, unknown> {
 function nextFromLink(link: unknown, requestUrl: URL): URL | undefined | false {
   if (link === undefined || link === null || link === '') return undefined
   if (typeof link !== 'string') return false
+  let next: URL
   try {
-    return new URL(link, requestUrl)
+    next = new URL(link, requestUrl)
   } catch {
     return false
   }
+  // The next request carries the source's bearer token: a link to another origin would hand it to
+  // whoever the page names.
+  return next.origin === requestUrl.origin ? next : false
 }
 
 function nextFromCursor(cursor: unknown, requestUrl: URL): URL | undefined | false {

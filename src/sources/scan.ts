@@ -36,6 +36,12 @@ export type ScanResult =
 /** Options of {@link scanSource}. */
 export interface ScanOptions extends Omit<PageRequestOptions, 'token' | 'etag'> {
   readonly maxPages: number
+  /**
+   * Most invalid records dead-lettered from one listing; one more fails the scan. A source answering
+   * millions of junk items (`[0,0,0,…]` fits 32M of them in 64 MiB) is broken, not a source of
+   * millions of DLQ entries: a cap keeps the memory and the DLQ bounded.
+   */
+  readonly maxInvalid: number
   /** The ETag of the last single-page listing, if any. */
   readonly etag?: string | undefined
 }
@@ -44,6 +50,16 @@ function rawId(raw: unknown): string | undefined {
   if (raw === null || typeof raw !== 'object') return undefined
   const id = (raw as { id?: unknown }).id
   return typeof id === 'string' || typeof id === 'number' ? String(id) : undefined
+}
+
+function addInvalid(invalid: InvalidRecord[], item: InvalidRecord, options: ScanOptions): void {
+  if (invalid.length >= options.maxInvalid) {
+    throw new PipelineError(
+      ErrorCodes.SOURCE_TOO_MANY_INVALID,
+      `${item.url}: more than ${options.maxInvalid} invalid records in one listing (SOURCE_MAX_INVALID_RECORDS), last: ${item.reason}`,
+    )
+  }
+  invalid.push(item)
 }
 
 /**
@@ -87,17 +103,24 @@ export async function scanSource(source: SourceSpec, options: ScanOptions): Prom
       fetched++
       const validation = validateRecord(source.entity, raw)
       if (!validation.ok) {
-        invalid.push({ raw, reason: validation.reason, url: url.href, id: rawId(raw) })
+        addInvalid(invalid, { raw, reason: validation.reason, url: url.href, id: rawId(raw) }, options)
         continue
       }
       const { record } = validation
+      // A duplicate id within one listing: the first occurrence wins (it is the one published and
+      // hashed) and every later one is dead-lettered with stage `source`, so a source that repeats
+      // an id, with the same content or not, is visible and never decides which version is published.
       if (seen.has(record.id)) {
-        invalid.push({
-          raw,
-          reason: `duplicate id ${record.id} in one listing`,
-          url: url.href,
-          id: record.id,
-        })
+        addInvalid(
+          invalid,
+          {
+            raw,
+            reason: `duplicate id ${record.id} in one listing`,
+            url: url.href,
+            id: record.id,
+          },
+          options,
+        )
         continue
       }
       seen.add(record.id)
