@@ -33,9 +33,36 @@ export function backoffDelay(policy: BackoffPolicy, attempt: number, random: num
   return Math.floor(random * ceiling)
 }
 
+// The three HTTP-date forms of RFC 9110 §5.6.7. Date.parse alone is far too lenient: it reads
+// "-5" as the year 2001 and "soon 2030" as 2030.
+// Each captures the day of the month, to refuse dates like 31 Feb that Date.parse rolls over.
+const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
+const TIME = '\\d{2}:\\d{2}:\\d{2}'
+const HTTP_DATE = [
+  new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\\d{2}) ${MONTH} \\d{4} ${TIME} GMT$`),
+  new RegExp(
+    `^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\\d{2})-${MONTH}-\\d{2} ${TIME} GMT$`,
+  ),
+  new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ${MONTH} ([ \\d]\\d) ${TIME} \\d{4}$`),
+]
+
+/** The instant of an HTTP date, or undefined when `text` is not one (or names no real day). */
+function httpDate(text: string): number | undefined {
+  for (const form of HTTP_DATE) {
+    const day = form.exec(text)?.[1]
+    if (day === undefined) continue
+    const at = Date.parse(text)
+    return Number.isNaN(at) || new Date(at).getUTCDate() !== Number(day) ? undefined : at
+  }
+  return undefined
+}
+
 /**
- * Parses a `Retry-After` header (seconds or an HTTP date) into a delay in milliseconds, capped at
- * `capMs`. Absurd values (negative, not a number, in the past) give undefined: use the backoff.
+ * Parses a `Retry-After` header (delay-seconds or an HTTP date) into a delay in milliseconds.
+ * A delay over `capMs` (however huge, even past Number's range) is clamped to `capMs`. Anything
+ * else gives undefined, and the caller falls back to its backoff: negative or fractional-looking
+ * junk, text, dates in other formats, invalid calendar dates, and dates in the past (retrying at
+ * once on a server's say-so would hammer it).
  */
 export function parseRetryAfter(
   header: string | undefined,
@@ -44,14 +71,13 @@ export function parseRetryAfter(
 ): number | undefined {
   if (header === undefined) return undefined
   const trimmed = header.trim()
-  if (trimmed === '') return undefined
   let delay: number
   if (/^\d+(\.\d+)?$/.test(trimmed)) delay = Number(trimmed) * 1000
   else {
-    const at = Date.parse(trimmed)
-    if (Number.isNaN(at)) return undefined
+    const at = httpDate(trimmed)
+    if (at === undefined) return undefined
     delay = at - nowMs
   }
-  if (!Number.isFinite(delay) || delay < 0) return undefined
+  if (delay < 0) return undefined
   return Math.min(Math.round(delay), capMs)
 }
