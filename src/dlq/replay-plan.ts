@@ -114,6 +114,13 @@ export function revalidate(entry: DlqEntry, sources: ReadonlyMap<string, RecordO
       reason: `origin topic ${JSON.stringify(topic ?? null)} is not a source topic of this configuration (${[...sources.keys()].join(', ')})`,
     }
   }
+  if (entry.truncated?.payload !== undefined) {
+    return {
+      ok: false,
+      kind: 'unsupported',
+      reason: `the payload was not stored whole (${entry.truncated.payload})`,
+    }
+  }
   if (entry.stage === 'source') {
     const result = validateRecord(origin.entity, entry.payload)
     return result.ok

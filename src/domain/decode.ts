@@ -2,6 +2,8 @@
  * Decoding a source-topic message (pure): the envelope of design §3, or a tombstone, or poison with
  * the stage it failed at and a one-line reason. Nothing from Kafka is trusted.
  */
+
+import { oneLine } from '../errors.ts'
 import { type EntityName, type EntityRecord, envelopeSchema, validateRecord } from './records.ts'
 import type { StoredEntity } from './views.ts'
 
@@ -15,6 +17,15 @@ export type DecodedSource =
     }
   | { readonly kind: 'delete'; readonly entity: EntityName; readonly id: string }
   | { readonly kind: 'poison'; readonly stage: 'deserialize' | 'validate'; readonly reason: string }
+
+/**
+ * A key as shown in a reason: quoted (so empty, blank and control characters are visible) and cut.
+ * A Kafka key can be as large as a message; the reason goes into log lines and the DLQ.
+ */
+function quoted(text: string): string {
+  const shown = JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text)
+  return text.length > 100 ? `${shown} (${text.length} characters)` : shown
+}
 
 /** The raw value as text for a DLQ record: UTF-8 when it is, else base64 with a marker. */
 export function rawPayload(value: Buffer | null): string | null {
@@ -44,7 +55,11 @@ export function decodeSourceMessage(
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(value))
   } catch (error) {
-    return { kind: 'poison', stage: 'deserialize', reason: `value is not JSON: ${(error as Error).message}` }
+    return {
+      kind: 'poison',
+      stage: 'deserialize',
+      reason: `value is not JSON: ${oneLine((error as Error).message)}`,
+    }
   }
   const envelope = envelopeSchema.safeParse(json)
   if (!envelope.success) {
@@ -66,7 +81,7 @@ export function decodeSourceMessage(
     return {
       kind: 'poison',
       stage: 'validate',
-      reason: `key ${key} does not match the record id ${record.record.id}`,
+      reason: `key ${quoted(key)} does not match the record id ${quoted(record.record.id)}`,
     }
   }
   return {
