@@ -4,11 +4,18 @@
  */
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Admin } from '@platformatic/kafka'
 import { ErrorCodes, PipelineError } from '../errors.ts'
 import { type ManagedChild, reapStale, spawnChild } from './child.ts'
+import {
+  type KafkaSaslOptions,
+  LAUNCHER_SASL_USER,
+  type SaslCredentials,
+  saslServerProperties,
+  validateSaslUsers,
+} from './kafka-sasl.ts'
 import { cacheDir, projectRoot } from './paths.ts'
 import { assertPortFree, freePort } from './ports.ts'
 import { awaitChildReady } from './wait.ts'
@@ -23,12 +30,19 @@ export interface KafkaOptions {
   readonly port?: number
   readonly heapMb?: number
   readonly readyTimeoutMs?: number
+  /**
+   * When set, the client listener is SASL_PLAINTEXT and requires SASL/PLAIN with one of these users;
+   * the controller listener stays PLAINTEXT (it is bound to 127.0.0.1 and only the broker uses it).
+   */
+  readonly sasl?: KafkaSaslOptions
 }
 
 /** A running local broker. */
 export interface LocalKafka {
   readonly brokers: string[]
   readonly child: ManagedChild
+  /** With a SASL listener: the launcher's own user, for {@link kafkaAnswers}; not one of the callers'. */
+  readonly probeCredentials?: SaslCredentials
   stop(): Promise<void>
 }
 
@@ -77,16 +91,23 @@ export function ensureKafkaJars(): string {
   return libs
 }
 
-function serverProperties(dataDir: string, port: number, controllerPort: number): string {
+function serverProperties(
+  dataDir: string,
+  port: number,
+  controllerPort: number,
+  sasl: { users: Readonly<Record<string, string>>; launcher: SaslCredentials } | undefined,
+): string {
+  const client = sasl === undefined ? 'PLAINTEXT' : 'SASL_PLAINTEXT'
   return [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.bootstrap.servers=127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    `listeners=${client}://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    `advertised.listeners=${client}://127.0.0.1:${port}`,
     'controller.listener.names=CONTROLLER',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-    'inter.broker.listener.name=PLAINTEXT',
+    `listener.security.protocol.map=${client}:${client},CONTROLLER:PLAINTEXT`,
+    `inter.broker.listener.name=${client}`,
+    ...(sasl === undefined ? [] : saslServerProperties(sasl.users, sasl.launcher)),
     `log.dirs=${join(dataDir, 'log')}`,
     // A single node: every internal topic has one replica.
     'offsets.topic.replication.factor=1',
@@ -121,13 +142,20 @@ const log4jProperties = (file: string): string =>
     '',
   ].join('\n')
 
-/** Resolves true when the broker answers a metadata request. */
-export async function kafkaAnswers(brokers: string[]): Promise<boolean> {
+/**
+ * Resolves true when the broker answers a metadata request.
+ *
+ * @param sasl - credentials for a SASL/PLAIN listener (see {@link LocalKafka.probeCredentials})
+ */
+export async function kafkaAnswers(brokers: string[], sasl?: SaslCredentials): Promise<boolean> {
   const admin = new Admin({
     clientId: 'pipeline-launcher',
     bootstrapBrokers: brokers,
     timeout: 2000,
     retries: 0,
+    ...(sasl === undefined
+      ? {}
+      : { sasl: { mechanism: 'PLAIN' as const, username: sasl.username, password: () => sasl.password } }),
   })
   try {
     await admin.metadata({ topics: [] })
@@ -161,7 +189,16 @@ export async function startKafka(options: KafkaOptions): Promise<LocalKafka> {
   const config = join(options.dataDir, 'server.properties')
   const log4j = join(options.dataDir, 'log4j2.properties')
   const brokerLog = join(options.dataDir, 'broker.log')
-  writeFileSync(config, serverProperties(options.dataDir, port, controllerPort))
+  let sasl: { users: Readonly<Record<string, string>>; launcher: SaslCredentials } | undefined
+  if (options.sasl !== undefined) {
+    validateSaslUsers(options.sasl.users)
+    // A fresh launcher password per start: only this process and the broker ever know it.
+    const launcher = { username: LAUNCHER_SASL_USER, password: randomBytes(18).toString('base64url') }
+    sasl = { users: options.sasl.users, launcher }
+  }
+  // The file holds the SASL passwords: readable by us alone (recreated, as `mode` applies on creation).
+  rmSync(config, { force: true })
+  writeFileSync(config, serverProperties(options.dataDir, port, controllerPort, sasl), { mode: 0o600 })
   writeFileSync(log4j, log4jProperties(brokerLog))
   const jvm = [`-Xmx${options.heapMb ?? 768}m`, '-Xms256m', '-XX:+UseG1GC', '-Djava.awt.headless=true']
   const logging = `-Dlog4j2.configurationFile=${log4j}`
@@ -201,11 +238,16 @@ export async function startKafka(options: KafkaOptions): Promise<LocalKafka> {
     pidFile,
   })
   const brokers = [`127.0.0.1:${port}`]
-  await awaitChildReady(child, () => kafkaAnswers(brokers), {
+  await awaitChildReady(child, () => kafkaAnswers(brokers, sasl?.launcher), {
     what: `Kafka on ${brokers[0]}`,
     timeoutMs: options.readyTimeoutMs ?? 60_000,
     intervalMs: 300,
     logFile: brokerLog,
   })
-  return { brokers, child, stop: () => child.stop(20_000) }
+  return {
+    brokers,
+    child,
+    ...(sasl === undefined ? {} : { probeCredentials: sasl.launcher }),
+    stop: () => child.stop(20_000),
+  }
 }

@@ -6,6 +6,7 @@
 import { join } from 'node:path'
 import { describeError } from '../errors.ts'
 import { startKafka } from './kafka.ts'
+import type { KafkaSaslOptions } from './kafka-sasl.ts'
 import { freePort } from './ports.ts'
 import { startPrism } from './prism.ts'
 import { startRedis } from './redis.ts'
@@ -16,6 +17,8 @@ export interface InfraOptions {
   readonly dataDir: string
   /** Fixed ports; `0` picks a free one (tests), undefined takes the standard one. */
   readonly ports?: { readonly kafka?: number; readonly redis?: number; readonly prism?: number }
+  /** When set, a launched broker's client listener requires SASL/PLAIN with these users. */
+  readonly kafkaSasl?: KafkaSaslOptions
   /** Whether to start Prism (tests and `npm start` do; benchmarks need not). */
   readonly prism?: boolean
   /** Where `KAFKA_BROKERS` / `REDIS_URL` are looked up; defaults to process.env. */
@@ -53,8 +56,12 @@ export async function startLocalInfra(options: InfraOptions): Promise<LocalInfra
   const kafkaTask = async (): Promise<string[]> => {
     if (env.KAFKA_BROKERS) return env.KAFKA_BROKERS.split(',')
     const port = await pick(options.ports?.kafka, 9092)
-    log(`starting Kafka on 127.0.0.1:${port}`)
-    const kafka = await startKafka({ dataDir: join(options.dataDir, 'kafka'), port })
+    log(`starting Kafka on 127.0.0.1:${port}${options.kafkaSasl ? ' (SASL/PLAIN required)' : ''}`)
+    const kafka = await startKafka({
+      dataDir: join(options.dataDir, 'kafka'),
+      port,
+      ...(options.kafkaSasl === undefined ? {} : { sasl: options.kafkaSasl }),
+    })
     stops.push(kafka.stop)
     return kafka.brokers
   }

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { type Config, loadConfig } from '../config/env.ts'
 import { describeError } from '../errors.ts'
 import { type ManagedChild, spawnChild } from '../infra/child.ts'
+import { type KafkaSaslOptions, launcherSaslFromConfig } from '../infra/kafka-sasl.ts'
 import { cacheDir, projectRoot } from '../infra/paths.ts'
 import { startLocalInfra } from '../infra/stack.ts'
 
@@ -32,8 +33,11 @@ export async function runLocalStack(services: readonly string[]): Promise<number
   const say = (line: string) => process.stdout.write(`pipeline | ${line}\n`)
   let config: Config
   let ports: { kafka?: number; redis?: number; prism?: number }
+  let kafkaSasl: KafkaSaslOptions | undefined
   try {
     config = loadConfig()
+    // The services' SASL/PLAIN user is the one the launched broker accepts.
+    kafkaSasl = launcherSaslFromConfig(config)
     ports = {}
     const kafka = portFromEnv('KAFKA_PORT')
     const redis = portFromEnv('REDIS_PORT')
@@ -48,7 +52,7 @@ export async function runLocalStack(services: readonly string[]): Promise<number
   const dataDir = join(cacheDir, 'local')
   let infra: Awaited<ReturnType<typeof startLocalInfra>>
   try {
-    infra = await startLocalInfra({ dataDir, ports, log: say })
+    infra = await startLocalInfra({ dataDir, ports, log: say, ...(kafkaSasl ? { kafkaSasl } : {}) })
   } catch (error) {
     console.error(`pipeline up: ${describeError(error)}`)
     return 1
