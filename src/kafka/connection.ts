@@ -146,3 +146,43 @@ export function describeKafkaError(error: unknown): string {
   const head = error instanceof AggregateError ? error.message : ''
   return head === '' ? detail : `${head} (${detail})`
 }
+
+/** Depth-first search of a client error tree (aggregates and causes) for a node matching `test`. */
+function findInError(error: unknown, test: (e: Error) => boolean, depth = 0): Error | undefined {
+  if (depth > 8 || !(error instanceof Error)) return undefined
+  if (test(error)) return error
+  const children = [...(error instanceof AggregateError ? error.errors : []), error.cause]
+  for (const child of children) {
+    const found = findInError(child, test, depth + 1)
+    if (found) return found
+  }
+  return undefined
+}
+
+/**
+ * `PIPELINE_KAFKA_AUTH_FAILED` when the broker refused the client's SASL credentials somewhere in
+ * `error`, else undefined. The broker's own explanation is kept (Kafka never echoes the password);
+ * retrying cannot help, so callers fail with this instead of a generic connection error.
+ *
+ * @param during - what the client was doing, e.g. `creating or checking the topics a, b`
+ */
+export function kafkaAuthFailure(error: unknown, during: string): PipelineError | undefined {
+  const failed = findInError(
+    error,
+    (e) =>
+      (e as { code?: unknown }).code === 'PLT_KFK_AUTHENTICATION' ||
+      (e as { apiId?: unknown }).apiId === 'SASL_AUTHENTICATION_FAILED',
+  )
+  if (failed === undefined) return undefined
+  const protocol = findInError(
+    failed,
+    (e) => typeof (e as { serverErrorMessage?: unknown }).serverErrorMessage === 'string',
+  )
+  const reason =
+    (protocol as { serverErrorMessage?: string } | undefined)?.serverErrorMessage ?? failed.message
+  return new PipelineError(
+    ErrorCodes.KAFKA_AUTH_FAILED,
+    `Kafka authentication failed while ${during}: the broker refused the SASL credentials (${reason.replace(/\s*\n\s*/g, ' ')}); check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD`,
+    { cause: error, details: { during } },
+  )
+}

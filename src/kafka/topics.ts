@@ -6,7 +6,7 @@
 import { type Admin, ConfigResourceTypes, findErrorBy } from '@platformatic/kafka'
 import type { Config } from '../config/env.ts'
 import { ErrorCodes, PipelineError } from '../errors.ts'
-import { describeKafkaError, kafkaTimeouts, withDeadline } from './connection.ts'
+import { describeKafkaError, kafkaAuthFailure, kafkaTimeouts, withDeadline } from './connection.ts'
 
 /** `compact` keeps the latest value per key (a table); `delete` keeps everything for a retention time (a log). */
 export type CleanupPolicy = 'compact' | 'delete'
@@ -235,10 +235,14 @@ export async function ensureTopics(
     )
   } catch (error) {
     if (error instanceof PipelineError) throw error
-    throw new PipelineError(
-      ErrorCodes.KAFKA_TOPIC_SETUP_FAILED,
-      `Could not create or check the Kafka topics ${names}: ${describeKafkaError(error)}`,
-      { cause: error, details: { topics: specs.map((s) => s.name) } },
+    // The first call a service makes: wrong credentials surface here, and deserve their own code.
+    throw (
+      kafkaAuthFailure(error, `creating or checking the topics ${names}`) ??
+      new PipelineError(
+        ErrorCodes.KAFKA_TOPIC_SETUP_FAILED,
+        `Could not create or check the Kafka topics ${names}: ${describeKafkaError(error)}`,
+        { cause: error, details: { topics: specs.map((s) => s.name) } },
+      )
     )
   }
 }
