@@ -4,14 +4,10 @@
  * (a crash, nothing flushed). Every child started is tracked and killed by `closeAll`, also when a
  * test fails.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { type Config, envVarNames } from '../../src/config/env.ts'
 import { createAdmin } from '../../src/kafka/admin.ts'
 import { ensureTopics, pipelineTopicSpecs } from '../../src/kafka/topics.ts'
-
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
+import { PipelineProcess } from './pipeline-process.ts'
 
 /** Creates the source and DLQ topics of `config`, so changes can be produced before a consumer runs. */
 export async function createSourceTopics(config: Config): Promise<void> {
@@ -22,12 +18,6 @@ export async function createSourceTopics(config: Config): Promise<void> {
     await admin.close()
   }
 }
-
-/** Children still alive: killed when the test process exits, however it exits. */
-const live = new Set<ChildProcess>()
-process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL')
-})
 
 /** The environment that makes `pipeline consumer` run with `config` and the Redis key prefix `prefix`. */
 export function consumerEnv(
@@ -51,83 +41,23 @@ export function consumerEnv(
   }
 }
 
-/** One consumer child process. */
-export class ConsumerProcess {
-  readonly name: string
-  readonly #child: ChildProcess
-  /** Its last output lines (JSON log lines and anything on stderr), for failure messages. */
-  readonly output: string[] = []
-  /** Resolves with the exit code or signal once the process has exited. */
-  readonly exited: Promise<string>
+/** One consumer child process; its last 200 output lines are kept for failure messages. */
+export class ConsumerProcess extends PipelineProcess {
   /** Resolves once both stages joined their consumer groups; rejects if the process exits first. */
   readonly ready: Promise<void>
-  #exitedWith: string | undefined
 
   constructor(name: string, env: NodeJS.ProcessEnv) {
-    this.name = name
-    this.#child = spawn(process.execPath, ['src/cli.ts', 'consumer'], {
-      cwd: repoRoot,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    live.add(this.#child)
-    this.exited = new Promise((resolve) => {
-      this.#child.once('exit', (code, signal) => {
-        live.delete(this.#child)
-        this.#exitedWith = signal ?? `exit ${code}`
-        resolve(this.#exitedWith)
-      })
-    })
-    const joined = new Set<string>()
-    let markReady: () => void = () => undefined
-    this.ready = new Promise<void>((resolve, reject) => {
-      markReady = resolve
-      void this.exited.then((how) =>
-        reject(new Error(`${name} exited (${how}) before it was ready:\n${this.tail()}`)),
-      )
-    })
+    super(name, { command: 'consumer', env, keepLines: 200 })
+    this.ready = Promise.all([
+      this.waitForLog(/^consumer-apply: joined/),
+      this.waitForLog(/^consumer-deliver: joined/),
+    ]).then(() => undefined)
     this.ready.catch(() => undefined)
-    const keep = (line: string) => {
-      this.output.push(line)
-      if (this.output.length > 200) this.output.shift()
-      const match = /"msg":"(consumer-(?:apply|deliver)): joined/.exec(line)
-      if (match?.[1]) {
-        joined.add(match[1])
-        if (joined.size === 2) markReady()
-      }
-    }
-    if (this.#child.stdout) createInterface({ input: this.#child.stdout }).on('line', keep)
-    if (this.#child.stderr) createInterface({ input: this.#child.stderr }).on('line', keep)
   }
 
-  get pid(): number | undefined {
-    return this.#child.pid
-  }
-
-  /** True until the process exited. */
-  get running(): boolean {
-    return this.#exitedWith === undefined
-  }
-
-  /** The last `lines` output lines. */
-  tail(lines = 30): string {
-    return this.output.slice(-lines).join('\n')
-  }
-
-  /**
-   * Sends `signal` and waits for the exit; a process still alive after `timeoutMs` is SIGKILLed.
-   *
-   * @returns how it exited (`SIGKILL`, `exit 0`, …)
-   */
-  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<string> {
-    if (!this.running) return this.exited
-    this.#child.kill(signal)
-    const timer = setTimeout(() => this.#child.kill('SIGKILL'), timeoutMs)
-    try {
-      return await this.exited
-    } finally {
-      clearTimeout(timer)
-    }
+  /** Its last output lines (JSON log lines and anything on stderr). */
+  get output(): string[] {
+    return this.lines.map((line) => line.text)
   }
 }
 

@@ -1,5 +1,6 @@
 /** Reading what landed on a topic, for assertions: every message from the earliest offset. */
-import { Consumer, stringDeserializers } from '@platformatic/kafka'
+import { type BaseOptions, Consumer, stringDeserializers } from '@platformatic/kafka'
+import { baseClientOptions, type KafkaConfig } from '../../src/kafka/connection.ts'
 import { testInfra, uniqueName } from './env.ts'
 
 /** A message as a test sees it. */
@@ -27,15 +28,31 @@ export interface ReadOptions {
 }
 
 /** {@link readTopic} on a given broker (tests that run their own). */
-export async function readTopicFrom(
+export function readTopicFrom(
   brokers: string[],
   topic: string,
   options: ReadOptions = {},
 ): Promise<ReadMessage[]> {
+  return readWith({ clientId: 'test-reader', bootstrapBrokers: brokers }, topic, options)
+}
+
+/** {@link readTopic} connecting as the pipeline does with `config` (its brokers, TLS and SASL). */
+export function readTopicAs(
+  config: KafkaConfig,
+  topic: string,
+  options: ReadOptions = {},
+): Promise<ReadMessage[]> {
+  return readWith(baseClientOptions(config, 'test-reader'), topic, options)
+}
+
+async function readWith(
+  connection: BaseOptions,
+  topic: string,
+  options: ReadOptions,
+): Promise<ReadMessage[]> {
   const consumer = new Consumer({
-    clientId: 'test-reader',
+    ...connection,
     groupId: uniqueName('test-reader'),
-    bootstrapBrokers: brokers,
     deserializers: stringDeserializers,
     maxWaitTime: 200,
   })
