@@ -35,11 +35,17 @@ export interface KafkaOptions {
    * the controller listener stays PLAINTEXT (it is bound to 127.0.0.1 and only the broker uses it).
    */
   readonly sasl?: KafkaSaslOptions
+  /**
+   * Port of the KRaft controller listener; a free one when absent. A restart on the same `dataDir`
+   * passes the first start's {@link LocalKafka.controllerPort}: the formatted quorum names it.
+   */
+  readonly controllerPort?: number
 }
 
 /** A running local broker. */
 export interface LocalKafka {
   readonly brokers: string[]
+  readonly controllerPort: number
   readonly child: ManagedChild
   /** With a SASL listener: the launcher's own user, for {@link kafkaAnswers}; not one of the callers'. */
   readonly probeCredentials?: SaslCredentials
@@ -180,7 +186,7 @@ export async function startKafka(options: KafkaOptions): Promise<LocalKafka> {
     'the local Kafka broker',
     'KAFKA_PORT to another port, or KAFKA_BROKERS to use a running broker',
   )
-  const controllerPort = await freePort()
+  const controllerPort = options.controllerPort ?? (await freePort())
   const libs = ensureKafkaJars()
   const classpath = `${libs}/*`
   mkdirSync(options.dataDir, { recursive: true })
@@ -246,6 +252,7 @@ export async function startKafka(options: KafkaOptions): Promise<LocalKafka> {
   })
   return {
     brokers,
+    controllerPort,
     child,
     ...(sasl === undefined ? {} : { probeCredentials: sasl.launcher }),
     stop: () => child.stop(20_000),
