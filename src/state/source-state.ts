@@ -27,18 +27,41 @@ export class SourceState {
     return new Map(Object.entries(all))
   }
 
+  /**
+   * Records that ids no hash is known for are about to be published for the first time. Until
+   * {@link markPublished} or {@link markDeleted} settles them, Kafka may hold them or not: a crash
+   * after the broker's acknowledgement leaves them downstream with no hash here, and a later
+   * listing without them must still produce their tombstones (see {@link pendingIds}).
+   */
+  async markPending(source: string, ids: readonly string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      await this.#redis.sAdd(this.#key(source, 'pending'), ids.slice(i, i + CHUNK))
+    }
+  }
+
+  /** Ids marked pending and never settled: published by a cycle that did not finish, perhaps. */
+  async pendingIds(source: string): Promise<string[]> {
+    return this.#redis.sMembers(this.#key(source, 'pending'))
+  }
+
   /** Records that Kafka acknowledged these versions. */
   async markPublished(source: string, entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
     for (let i = 0; i < entries.length; i += CHUNK) {
       const slice = entries.slice(i, i + CHUNK)
       await this.#redis.hSet(this.#key(source, 'hashes'), Object.fromEntries(slice))
+      await this.#redis.sRem(
+        this.#key(source, 'pending'),
+        slice.map(([id]) => id),
+      )
     }
   }
 
   /** Records that Kafka acknowledged tombstones for these ids. */
   async markDeleted(source: string, ids: readonly string[]): Promise<void> {
     for (let i = 0; i < ids.length; i += CHUNK) {
-      await this.#redis.hDel(this.#key(source, 'hashes'), ids.slice(i, i + CHUNK))
+      const slice = ids.slice(i, i + CHUNK)
+      await this.#redis.hDel(this.#key(source, 'hashes'), slice)
+      await this.#redis.sRem(this.#key(source, 'pending'), slice)
     }
   }
 

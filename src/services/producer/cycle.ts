@@ -16,6 +16,9 @@ import type { InvalidRecord, ScanOptions } from '../../sources/scan.ts'
 import { scanSource } from '../../sources/scan.ts'
 import type { SourceState } from '../../state/source-state.ts'
 
+/** The planned hash of an id whose first publish is unacknowledged: equal to no content hash. */
+const UNACKNOWLEDGED = ''
+
 /** What a cycle works with. */
 export interface CycleContext {
   readonly state: SourceState
@@ -125,6 +128,11 @@ export async function runCycle(
   }
 
   const known = await ctx.state.knownHashes(source.name)
+  // A first publish whose acknowledgement was never recorded (a crash in between) may be downstream:
+  // planned as known with a hash no record has, it is republished if listed and tombstoned if not.
+  for (const id of await ctx.state.pendingIds(source.name)) {
+    if (!known.has(id)) known.set(id, UNACKNOWLEDGED)
+  }
   const plan = planChanges(scan.records, known, { complete: true, maxDeleteRatio: ctx.maxDeleteRatio })
   ctx.metrics.records.inc({ ...labels, result: 'unchanged' }, plan.unchanged)
   if (plan.refusedDeletions > 0) {
@@ -153,6 +161,8 @@ export async function runCycle(
   const batch = ctx.batchSize ?? 1000
   const concurrency = ctx.concurrency ?? 4
   await inSlices(plan.upserts, batch, concurrency, async (slice) => {
+    const fresh = slice.filter((item) => !known.has(item.id)).map((item) => item.id)
+    if (fresh.length > 0) await ctx.state.markPending(source.name, fresh)
     const reports = await send(slice.map((item) => upsertMessage(source, item.record, polledAt, item.hash)))
     await ctx.state.markPublished(
       source.name,
