@@ -284,6 +284,27 @@ export interface DeliveryRecord {
   readonly key: string
   readonly hash: string
   readonly confirmed: boolean
+  /**
+   * Confirmed records only, when known: the view-clock value read before the state this content was
+   * computed from. Refresh requests stamped with it or lower are covered (see {@link isCovered}).
+   */
+  readonly seq?: number
+}
+
+/**
+ * True when a refresh request stamped `requested` (the view clock after the writes that caused it)
+ * needs no evaluation because an evaluation that read the clock at `evaluated` is settled: that
+ * evaluation read state after every write stamped `evaluated` or lower, and what it computed is
+ * what Analytics holds (delivered, or found unchanged) or was settled otherwise (dead-lettered). A
+ * request without a stamp (a retry round, a DLQ replay, an older consumer) is never covered.
+ *
+ * Why it is sound: evaluations of one view run one after another (one partition), each reading the
+ * clock later, so the last settled one read the highest value. The last write that touches a view is
+ * followed by a refresh stamped at least with its value; either that refresh is evaluated, or an
+ * evaluation that already saw the write is settled. Either way the last delivery is the latest state.
+ */
+export function isCovered(requested: number | undefined, evaluated: number | undefined): boolean {
+  return requested !== undefined && evaluated !== undefined && requested <= evaluated
 }
 
 /** Whether to POST a view, and what. */

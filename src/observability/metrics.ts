@@ -163,7 +163,7 @@ export function createConsumerMetrics(registry: Registry) {
     }),
     views: new Counter({
       name: 'pipeline_views_total',
-      help: 'View evaluations by type and result: delivered, unchanged, rejected, retry_scheduled, dead_lettered',
+      help: 'View evaluations by type and result: delivered, unchanged, rejected, retry_scheduled, dead_lettered; covered: a refresh request skipped because an earlier evaluation covered it',
       labelNames: ['type', 'result'] as const,
       registers: [registry],
     }),

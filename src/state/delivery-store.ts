@@ -22,6 +22,8 @@ export interface DeliveryAttempt {
   readonly viewId: ViewId
   readonly key: string
   readonly hash: string
+  /** Confirmations only: the view clock read before the state the content was computed from. */
+  readonly seq?: number
 }
 
 /** Redis-backed delivery records of one deployment (`prefix` separates deployments and tests). */
@@ -44,14 +46,21 @@ export class DeliveryStore {
     return this.#write(attempts, false)
   }
 
-  /** Records that the sink answered 2xx to these deliveries. */
+  /**
+   * Records that these deliveries are settled: the sink answered 2xx, or they were dead-lettered.
+   * With `seq`, refresh requests stamped no higher are skipped from then on (see `isCovered`).
+   */
   markConfirmed(attempts: Iterable<DeliveryAttempt>): Promise<void> {
     return this.#write(attempts, true)
   }
 
   #write(attempts: Iterable<DeliveryAttempt>, confirmed: boolean): Promise<void> {
     const entries: [ViewId, DeliveryRecord][] = []
-    for (const { viewId, key, hash } of attempts) entries.push([viewId, { key, hash, confirmed }])
+    for (const { viewId, key, hash, seq } of attempts)
+      entries.push([
+        viewId,
+        confirmed && seq !== undefined ? { key, hash, confirmed, seq } : { key, hash, confirmed },
+      ])
     return hSetJsonMany(this.#redis, this.#key, entries)
   }
 }

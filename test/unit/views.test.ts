@@ -11,6 +11,7 @@ import {
   decideDelivery,
   formatViewId,
   idempotencyKey,
+  isCovered,
   type ProductViewInputs,
   parseViewId,
   productView,
@@ -248,4 +249,12 @@ test('property: with crashes anywhere, the sink ends holding the current view an
     }),
     { numRuns: 500 },
   )
+})
+
+test('isCovered: a stamp at or below the evaluated clock is covered; no stamp or no evaluation never is', () => {
+  assert.equal(isCovered(5, 5), true)
+  assert.equal(isCovered(4, 5), true)
+  assert.equal(isCovered(6, 5), false, 'a refresh newer than the last evaluation is evaluated')
+  assert.equal(isCovered(undefined, 5), false, 'unstamped: a retry round or a DLQ replay')
+  assert.equal(isCovered(5, undefined), false, 'no settled evaluation remembered')
 })

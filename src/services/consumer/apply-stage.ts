@@ -9,7 +9,8 @@
  *    `isSuperseded`;
  * 2. write customer state and reverse index, then product state — then read the reverse index for
  *    changed products: of a concurrent customer/product pair, whichever reads second sees the other;
- * 3. publish the refresh requests (acknowledged by Kafka);
+ * 3. tick the view clock and publish the refresh requests stamped with it (acknowledged by Kafka):
+ *    an evaluation that read the clock at that value or later saw this batch's writes;
  * 4. write the applied snapshots; the caller then commits the offsets.
  */
 
@@ -31,12 +32,15 @@ import type { Logger } from '../../observability/logger.ts'
 import type { ConsumerMetrics } from '../../observability/metrics.ts'
 import type { AppliedStore } from '../../state/applied-store.ts'
 import type { CustomerWrite, EntityStore } from '../../state/entity-store.ts'
+import type { ViewClock } from '../../state/view-clock.ts'
 import { refreshMessage } from './refresh.ts'
 
 /** What stage 1 works with. */
 export interface ApplyContext {
   readonly entities: EntityStore
   readonly applied: AppliedStore
+  /** Ticked after the batch's state writes; stamps its refresh requests. */
+  readonly clock: ViewClock
   readonly publisher: MessagePublisher
   readonly dlq: DeadLetterWriter
   readonly metrics: ConsumerMetrics
@@ -211,8 +215,9 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
 
   // Step 3: refresh requests, acknowledged; step 4: the applied snapshots.
   if (refreshes.size > 0) {
+    const seq = await ctx.clock.tick()
     const messages = [...refreshes.entries()].map(([view, polledAt]) =>
-      refreshMessage(ctx.topics.refresh, view, polledAt),
+      refreshMessage(ctx.topics.refresh, view, polledAt, { seq }),
     )
     await ctx.publisher.send(messages)
     ctx.metrics.refreshes.inc({ reason: 'change' }, messages.length)

@@ -16,6 +16,7 @@ import {
   computeView,
   type DeliveryPayload,
   decideDelivery,
+  isCovered,
   parseViewId,
   type ViewId,
   type ViewOptions,
@@ -31,6 +32,8 @@ import { chunks } from '../../state/bulk.ts'
 import type { DeliveryStore } from '../../state/delivery-store.ts'
 import type { EntityStore } from '../../state/entity-store.ts'
 import type { RetrySchedule } from '../../state/retry-schedule.ts'
+import type { ViewClock } from '../../state/view-clock.ts'
+import type { ViewCoverage } from './coverage.ts'
 import { parseRefresh } from './refresh.ts'
 
 /** What stage 2 works with. */
@@ -38,6 +41,10 @@ export interface DeliverContext {
   readonly entities: EntityStore
   readonly deliveries: DeliveryStore
   readonly retries: RetrySchedule
+  /** Read before the state of a batch's views: what their evaluation covers. */
+  readonly clock: ViewClock
+  /** What this process's settled evaluations covered, per view. */
+  readonly coverage: ViewCoverage
   readonly sink: AnalyticsSink
   readonly dlq: DeadLetterWriter
   readonly metrics: ConsumerMetrics
@@ -56,6 +63,8 @@ export interface ViewRequest {
   readonly polledAt: string | undefined
   readonly retry: boolean
   readonly origin: DlqOrigin
+  /** The highest clock stamp of the requests merged here; undefined when one had none. */
+  readonly seq: number | undefined
 }
 
 /** Handles one batch of refresh requests; resolves once every view is settled (or rescheduled). */
@@ -84,6 +93,12 @@ export async function deliverRefreshBatch(
       polledAt,
       retry: refresh.retry || (known?.retry ?? false),
       origin: messageOrigin(message),
+      seq:
+        known === undefined
+          ? refresh.seq
+          : known.seq === undefined || refresh.seq === undefined
+            ? undefined
+            : Math.max(known.seq, refresh.seq),
     })
   }
   await deliverViews(ctx, requests)
@@ -124,20 +139,37 @@ async function deliverOnce(
   ctx: DeliverContext,
   requests: ReadonlyMap<ViewId, ViewRequest>,
 ): Promise<Map<ViewId, ViewRequest>> {
-  const views = [...requests.keys()]
-  const [inputs, last] = await Promise.all([
-    ctx.entities.loadViewInputs(views, { customerIdsCap: ctx.viewOptions.customerIdsCap }),
-    ctx.deliveries.read(views),
-  ])
+  // Requests an earlier settled evaluation covered are skipped: first those this process remembers,
+  // then, once the delivery records are read, those a record remembers.
+  const uncovered = (
+    entries: ReadonlyArray<readonly [ViewId, ViewRequest]>,
+    evaluatedAt: (view: ViewId) => number | undefined,
+  ) =>
+    entries.filter(([view, request]) => {
+      if (!isCovered(request.seq, evaluatedAt(view))) return true
+      ctx.metrics.views.inc({ type: parseViewId(view)?.type ?? 'unknown', result: 'covered' })
+      return false
+    })
+  const open = uncovered([...requests], (view) => ctx.coverage.get(view))
+  if (open.length === 0) return new Map()
+  // The clock is read before any state the views are computed from (see ViewClock).
+  const [seq, last] = await Promise.all([ctx.clock.read(), ctx.deliveries.read(open.map(([view]) => view))])
+  const evaluate = uncovered(open, (view) => last.get(view)?.seq)
+  if (evaluate.length === 0) return new Map()
+  const inputs = await ctx.entities.loadViewInputs(
+    evaluate.map(([view]) => view),
+    { customerIdsCap: ctx.viewOptions.customerIdsCap },
+  )
   const planned: Planned[] = []
   const settledWithoutPost: ViewId[] = []
-  for (const [view, request] of requests) {
+  for (const [view, request] of evaluate) {
     const viewInputs = inputs.get(view)
     const payload = viewInputs ? computeView(viewInputs, ctx.viewOptions) : undefined
     const decision = decideDelivery(view, payload, last.get(view))
     const type = parseViewId(view)?.type ?? 'unknown'
     if (decision.action === 'skip') {
       ctx.metrics.views.inc({ type, result: 'unchanged' })
+      ctx.coverage.note(view, seq)
       if (request.retry) settledWithoutPost.push(view)
       continue
     }
@@ -191,9 +223,10 @@ async function deliverOnce(
     ctx.metrics.dlqMessages.inc({ stage: 'deliver' }, deadLetters.length)
   }
   await Promise.all([
-    ctx.deliveries.markConfirmed(confirmed.map((p) => ({ viewId: p.view, key: p.key, hash: p.hash }))),
+    ctx.deliveries.markConfirmed(confirmed.map((p) => ({ viewId: p.view, key: p.key, hash: p.hash, seq }))),
     cleared.length > 0 ? ctx.retries.clear(cleared) : Promise.resolve(),
   ])
+  for (const plan of confirmed) ctx.coverage.note(plan.view, seq)
   const lettered = new Set(deadLetters.map((entry) => entry.idempotencyKey))
   const delivered = confirmed.filter((plan) => !lettered.has(plan.key))
   if (delivered.length > 0) {

@@ -30,9 +30,11 @@ import { EntityStore } from '../../state/entity-store.ts'
 import { connectRedis } from '../../state/redis.ts'
 import { ReplayLedger } from '../../state/replay-ledger.ts'
 import { RetrySchedule } from '../../state/retry-schedule.ts'
+import { ViewClock } from '../../state/view-clock.ts'
 import { ensureServiceTopics, Resources } from '../resources.ts'
 import type { RunningService } from '../run-service.ts'
 import { type ApplyContext, applySourceBatch } from './apply-stage.ts'
+import { ViewCoverage } from './coverage.ts'
 import { type DeliverContext, deliverRefreshBatch } from './deliver-stage.ts'
 import { type LagMonitor, startLagMonitor } from './lag-monitor.ts'
 import { refreshMessage } from './refresh.ts'
@@ -118,10 +120,12 @@ export async function startConsumerService(
     resources.add(() => sink.close())
     const entities = new EntityStore(redis, prefix)
     const retries = new RetrySchedule(redis, prefix)
+    const clock = new ViewClock(redis, prefix)
 
     const applyContext: ApplyContext = {
       entities,
       applied: new AppliedStore(redis, prefix),
+      clock,
       publisher,
       dlq,
       metrics,
@@ -146,6 +150,8 @@ export async function startConsumerService(
       entities,
       deliveries: new DeliveryStore(redis, prefix),
       retries,
+      clock,
+      coverage: new ViewCoverage(),
       sink,
       dlq,
       metrics,
@@ -251,7 +257,7 @@ async function runRetryPump(
       const due = await retries.claimDue(500)
       if (due.length > 0) {
         try {
-          await publisher.send(due.map((view) => refreshMessage(topic, view, undefined, true)))
+          await publisher.send(due.map((view) => refreshMessage(topic, view, undefined, { retry: true })))
           metrics.refreshes.inc({ reason: 'retry' }, due.length)
         } catch (error) {
           await retries.unclaim(due)

@@ -1,0 +1,180 @@
+/**
+ * Stage 2 skips refresh requests an earlier evaluation covered (the view clock, see
+ * src/state/view-clock.ts): a request stamped no later than the clock a settled evaluation read is
+ * skipped, one stamped later is evaluated, an unstamped one always is. Real Redis and a real
+ * Analytics mock over HTTP; the stage's handler is fed refresh requests as stage 1 would publish
+ * them. To make a skip observable, state is changed *before* a stale request arrives: evaluating it
+ * would POST the new content, skipping it does not (the later request carrying the change does).
+ */
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import type { ViewId } from '../../src/domain/views.ts'
+import type { KafkaMessage } from '../../src/kafka/consumer.ts'
+import { createLogger } from '../../src/observability/logger.ts'
+import { createConsumerMetrics, createRegistry } from '../../src/observability/metrics.ts'
+import { ViewCoverage } from '../../src/services/consumer/coverage.ts'
+import { type DeliverContext, deliverRefreshBatch } from '../../src/services/consumer/deliver-stage.ts'
+import { refreshMessage } from '../../src/services/consumer/refresh.ts'
+import { type MockAnalytics, startMockAnalytics } from '../../src/services/mock-analytics/server.ts'
+import { AnalyticsSink } from '../../src/sinks/delivery.ts'
+import { DeliveryStore } from '../../src/state/delivery-store.ts'
+import { EntityStore } from '../../src/state/entity-store.ts'
+import { RetrySchedule } from '../../src/state/retry-schedule.ts'
+import { ViewClock } from '../../src/state/view-clock.ts'
+import { customerRecord, stored } from '../helpers/entities.ts'
+import { metricValue } from '../helpers/metrics.ts'
+import { useTestRedis } from '../helpers/redis.ts'
+
+const testRedis = useTestRedis()
+let mock: MockAnalytics
+let sink: AnalyticsSink
+
+before(async () => {
+  mock = await startMockAnalytics({ port: 0 })
+  sink = new AnalyticsSink({
+    url: `${mock.url}/analytics/data`,
+    timeoutMs: 5000,
+    concurrency: 4,
+    retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 50 },
+    breaker: { failureThreshold: 10, halfOpenAfterMs: 500 },
+  })
+})
+after(async () => {
+  await sink.close()
+  await mock.close()
+})
+
+/** A stage 2 of its own Redis prefix; `restart()` gives one that shares the state but not the memory. */
+function stage() {
+  const prefix = testRedis.newPrefix('coverage')
+  const redis = testRedis.redis
+  const metrics = createConsumerMetrics(createRegistry('consumer'))
+  const make = (): DeliverContext => ({
+    entities: new EntityStore(redis, prefix),
+    deliveries: new DeliveryStore(redis, prefix),
+    retries: new RetrySchedule(redis, prefix),
+    clock: new ViewClock(redis, prefix),
+    coverage: new ViewCoverage(),
+    sink,
+    dlq: {
+      write: async () => assert.fail('nothing is dead-lettered here'),
+    },
+    metrics,
+    logger: createLogger({ service: 'test', level: 'silent' }),
+    viewOptions: { lowStockThreshold: 10, customerIdsCap: 100 },
+    retryRounds: 1,
+    retryDelayMs: 1000,
+  })
+  let ctx = make()
+  let offset = 0n
+  return {
+    get ctx() {
+      return ctx
+    },
+    clock: new ViewClock(redis, prefix),
+    entities: new EntityStore(redis, prefix),
+    restart() {
+      ctx = { ...make(), metrics }
+    },
+    /** Hands the stage one batch of refresh requests, as read from the refresh topic. */
+    async deliver(requests: ReadonlyArray<{ view: ViewId; seq?: number }>) {
+      const batch = requests.map(({ view, seq }) => {
+        const message = refreshMessage('refresh', view, undefined, seq === undefined ? {} : { seq })
+        offset += 1n
+        return {
+          topic: 'refresh',
+          partition: 0,
+          offset,
+          timestamp: BigInt(Date.now()),
+          key: message.key,
+          value: Buffer.from(message.value as string),
+          headers: new Map(),
+          commit: async () => undefined,
+        } as unknown as KafkaMessage
+      })
+      await deliverRefreshBatch(ctx, batch)
+    },
+    covered: () => metricValue(metrics.views, { result: 'covered' }),
+  }
+}
+
+/** Writes customer `id` named `name` and ticks the clock, as stage 1 does; returns the stamp. */
+async function writeCustomer(s: ReturnType<typeof stage>, id: string, name: string): Promise<number> {
+  await s.entities.upsertCustomer(stored({ ...customerRecord(id, []), name }))
+  return s.clock.tick()
+}
+
+const heldName = (view: string) =>
+  (mock.store.views().get(view)?.record as { customer?: { name?: string } } | undefined)?.customer?.name
+
+test('a refresh stamped no later than a settled evaluation is skipped; a later one is evaluated', async () => {
+  const s = stage()
+  const view: ViewId = 'customer:cov-1'
+  const first = await writeCustomer(s, 'cov-1', 'First')
+  await s.deliver([{ view, seq: first }])
+  assert.equal(heldName(view), 'First')
+  const received = mock.store.stats().received
+
+  const second = await writeCustomer(s, 'cov-1', 'Second')
+  await s.deliver([{ view, seq: first }])
+  assert.equal(mock.store.stats().received, received, 'the stale request was skipped, nothing POSTed')
+  assert.equal(await s.covered(), 1)
+  assert.equal(heldName(view), 'First')
+
+  await s.deliver([{ view, seq: second }])
+  assert.equal(heldName(view), 'Second', 'the request carrying the change is evaluated')
+  assert.equal(mock.store.stats().received, received + 1)
+})
+
+test('a restarted stage skips from the delivery record in Redis; an unstamped request is always evaluated', async () => {
+  const s = stage()
+  const view: ViewId = 'customer:cov-2'
+  const first = await writeCustomer(s, 'cov-2', 'First')
+  await s.deliver([{ view, seq: first }])
+  s.restart()
+  await writeCustomer(s, 'cov-2', 'Second')
+  const received = mock.store.stats().received
+
+  await s.deliver([{ view, seq: first }])
+  assert.equal(mock.store.stats().received, received, 'covered by the record of the delivery')
+  assert.equal(await s.covered(), 1)
+
+  await s.deliver([{ view }])
+  assert.equal(heldName(view), 'Second', 'a retry round or a DLQ replay is evaluated whatever the clock')
+})
+
+test('an evaluation that found the view unchanged covers later stale requests too', async () => {
+  const s = stage()
+  const view: ViewId = 'customer:cov-3'
+  const first = await writeCustomer(s, 'cov-3', 'First')
+  await s.deliver([{ view, seq: first }])
+  // The clock moves (another entity changed), the view is evaluated again and found unchanged.
+  const later = await s.clock.tick()
+  await s.deliver([{ view, seq: later }])
+  const received = mock.store.stats().received
+  assert.equal(await s.covered(), 0)
+
+  await writeCustomer(s, 'cov-3', 'Second')
+  await s.deliver([{ view, seq: later }])
+  assert.equal(mock.store.stats().received, received, 'covered by the unchanged evaluation')
+  assert.equal(await s.covered(), 1)
+})
+
+test('requests of one view in one batch: the highest stamp decides, an unstamped one forces', async () => {
+  const s = stage()
+  const view: ViewId = 'customer:cov-4'
+  const first = await writeCustomer(s, 'cov-4', 'First')
+  await s.deliver([{ view, seq: first }])
+
+  const second = await writeCustomer(s, 'cov-4', 'Second')
+  await s.deliver([
+    { view, seq: first },
+    { view, seq: second },
+    { view, seq: first },
+  ])
+  assert.equal(heldName(view), 'Second', 'one request in the batch is newer than the evaluation')
+
+  await writeCustomer(s, 'cov-4', 'Third')
+  await s.deliver([{ view, seq: first }, { view }])
+  assert.equal(heldName(view), 'Third', 'an unstamped request is evaluated, stale company or not')
+})
