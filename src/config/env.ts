@@ -181,7 +181,7 @@ export const envSpec = {
   },
   SOURCE_TIMEOUT_MS: {
     expected: 'milliseconds between 100 and 600000',
-    doc: 'Per-request timeout of a source call (connect, headers and body each).',
+    doc: 'Timeouts of a source call: connect, headers, and the wait for each body chunk (`SOURCE_REQUEST_DEADLINE_MS` bounds the whole answer).',
     schema: wholeNumber(100, 600_000, 10_000),
   },
   SOURCE_REQUEST_DEADLINE_MS: {

@@ -46,10 +46,15 @@ export interface ScanOptions extends Omit<PageRequestOptions, 'token' | 'etag'> 
   readonly etag?: string | undefined
 }
 
+/** Longest id shown for an invalid record (in its log line and DLQ key); the payload keeps it whole. */
+const MAX_SHOWN_ID = 256
+
 function rawId(raw: unknown): string | undefined {
   if (raw === null || typeof raw !== 'object') return undefined
   const id = (raw as { id?: unknown }).id
-  return typeof id === 'string' || typeof id === 'number' ? String(id) : undefined
+  if (typeof id !== 'string' && typeof id !== 'number') return undefined
+  const text = String(id)
+  return text.length > MAX_SHOWN_ID ? `${text.slice(0, MAX_SHOWN_ID)}…` : text
 }
 
 function addInvalid(invalid: InvalidRecord[], item: InvalidRecord, options: ScanOptions): void {
