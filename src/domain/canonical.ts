@@ -12,7 +12,45 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * are dropped, as JSON.stringify does, so an absent and an undefined field hash alike.
  */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value))
+  // Most records arrive already canonical (validated records are built with sorted keys): then
+  // the copy with sorted keys would be an identical object, and serializing it directly is the
+  // same bytes at a fraction of the cost.
+  return JSON.stringify(isCanonical(value, 0) ? value : sortKeys(value))
+}
+
+/**
+ * Whether JSON.stringify(value) already is the canonical JSON: plain objects whose own keys are in
+ * strictly ascending order, holding only strings, finite numbers, booleans, null, and arrays and
+ * objects of the same. Anything else (Dates, class instances, undefined members, integer-like keys
+ * that objects enumerate first) takes the general path.
+ */
+function isCanonical(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object') return isCanonicalLeaf(value)
+  if (depth > 8) return false
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isCanonical(value[i], depth + 1)) return false
+    return true
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false
+  const keys = Object.keys(value)
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string
+    if (i > 0 && !((keys[i - 1] as string) < key)) return false
+    if (!isCanonical((value as Record<string, unknown>)[key], depth + 1)) return false
+  }
+  return true
+}
+
+function isCanonicalLeaf(value: unknown): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true
+    case 'number':
+      return Number.isFinite(value)
+    default:
+      return value === null
+  }
 }
 
 function sortKeys(value: unknown): unknown {
@@ -30,7 +68,15 @@ function sortKeys(value: unknown): unknown {
 
 /** SHA-256 (hex) of the canonical JSON of `value`. */
 export function contentHash(value: unknown): string {
+  return hashOfCanonical(canonicalJson(value))
+}
+
+/**
+ * The content hash of a value whose canonical JSON is `json`, for callers that need the JSON as
+ * well: `hashOfCanonical(canonicalJson(v)) === contentHash(v)`.
+ */
+export function hashOfCanonical(json: string): string {
   // The one-shot hash gives the same digest as createHash().update().digest() without a Hash object
   // per call: a quarter less time for the producer's 100k-record scans.
-  return hash('sha256', canonicalJson(value), 'hex')
+  return hash('sha256', json, 'hex')
 }
