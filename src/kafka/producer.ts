@@ -3,7 +3,7 @@
  * tells where each message landed. The client reports one base offset per partition of a send, not one
  * offset per message, so `publish` picks every message's partition itself and counts from that base.
  */
-import { murmur2, ProduceAcks, type ProduceResult, Producer, type Serializer } from '@platformatic/kafka'
+import { ProduceAcks, type ProduceResult, Producer, type Serializer } from '@platformatic/kafka'
 import { ErrorCodes, PipelineError } from '../errors.ts'
 import {
   baseClientOptions,
@@ -47,8 +47,9 @@ export interface PublishOptions {
   /** Bound of the whole call; default {@link kafkaTimeouts}.operationMs. */
   readonly timeoutMs?: number
   /**
-   * Messages are sent in sends of about this many bytes at most, in order, so no partition's batch
-   * reaches the broker's `max.message.bytes` (1 MiB by default). Default 512 KiB.
+   * A send holds at most about this many bytes for any one partition, so no partition's batch
+   * reaches the broker's `max.message.bytes` (1 MiB by default); more go in further sends, in
+   * order. Default 768 KiB.
    */
   readonly maxBatchBytes?: number
 }
@@ -60,12 +61,35 @@ const toBytes = (data?: string | Buffer | null): Buffer | undefined =>
       ? Buffer.from(data, 'utf8')
       : data
 
+/**
+ * Encodes header names and short header values once: every message of a source carries the same
+ * few (`source`, `schema-version`, …), and encoding them per message was a measurable share of a
+ * full sync. Bounded, so unusual traffic cannot grow it without limit; what does not fit is
+ * encoded per call as before.
+ */
+function cachedBytes(
+  maxEntries: number,
+  maxLength: number,
+): (data?: string | Buffer | null) => Buffer | undefined {
+  const cache = new Map<string, Buffer>()
+  return (data) => {
+    if (typeof data !== 'string' || data.length > maxLength) return toBytes(data)
+    let bytes = cache.get(data)
+    if (bytes === undefined) {
+      bytes = Buffer.from(data, 'utf8')
+      if (cache.size < maxEntries) cache.set(data, bytes)
+    }
+    return bytes
+  }
+}
+
 const serializers = {
   key: toBytes,
   // `undefined` from a serializer is written as a null value: a real tombstone, not an empty payload.
   value: toBytes,
-  headerKey: toBytes as Serializer<string>,
-  headerValue: toBytes,
+  headerKey: cachedBytes(256, 64) as Serializer<string>,
+  // Hashes and timestamps are longer than this and differ per message: not worth a cache entry.
+  headerValue: cachedBytes(256, 16),
 }
 
 /**
@@ -113,6 +137,35 @@ export function partitionForKey(key: MessageKey, partitions: number): number {
   return (murmur2(bytes) & 0x7fffffff) % partitions
 }
 
+/**
+ * The murmur2 hash of Kafka's Java client (`Utils.murmur2`), as a signed 32-bit integer. In 32-bit
+ * integer arithmetic: the client library's own version computes it with BigInts, several times slower.
+ */
+export function murmur2(data: Buffer): number {
+  const m = 0x5bd1e995
+  const length = data.length
+  let h = 0x9747b28c ^ length
+  const whole = length & ~3
+  for (let i = 0; i < whole; i += 4) {
+    let k = data.readInt32LE(i)
+    k = Math.imul(k, m)
+    k ^= k >>> 24
+    k = Math.imul(k, m)
+    h = Math.imul(h, m) ^ k
+  }
+  const tail = length & 3
+  if (tail > 0) {
+    if (tail === 3) h ^= (data[whole + 2] ?? 0) << 16
+    if (tail >= 2) h ^= (data[whole + 1] ?? 0) << 8
+    h ^= data[whole] ?? 0
+    h = Math.imul(h, m)
+  }
+  h ^= h >>> 13
+  h = Math.imul(h, m)
+  h ^= h >>> 15
+  return h | 0
+}
+
 /** Per producer and topic, where the next key-less message goes (spreads them like the client would). */
 const roundRobin = new WeakMap<KafkaProducer, Map<string, number>>()
 
@@ -139,22 +192,14 @@ const messageBytes = (m: OutgoingMessage): number => {
   return bytes
 }
 
-function chunk(messages: readonly OutgoingMessage[], maxBytes: number): OutgoingMessage[][] {
-  const chunks: OutgoingMessage[][] = []
-  let current: OutgoingMessage[] = []
-  let size = 0
-  for (const message of messages) {
-    const bytes = messageBytes(message)
-    if (current.length > 0 && size + bytes > maxBytes) {
-      chunks.push(current)
-      current = []
-      size = 0
-    }
-    current.push(message)
-    size += bytes
-  }
-  if (current.length > 0) chunks.push(current)
-  return chunks
+/** A message as handed to the client: partition chosen, key already bytes (it was hashed as bytes). */
+interface Prepared {
+  readonly topic: string
+  readonly partition: number
+  readonly key?: Buffer | string
+  readonly value?: string | Buffer
+  readonly headers?: Readonly<Record<string, HeaderValue>>
+  readonly timestamp?: bigint
 }
 
 async function partitionCounts(producer: KafkaProducer, topics: string[]): Promise<Map<string, number>> {
@@ -169,47 +214,75 @@ async function partitionCounts(producer: KafkaProducer, topics: string[]): Promi
 }
 
 /**
+ * Picks every message's partition (the report's offsets depend on knowing it) and cuts the list, in
+ * order, into sends in which no partition gets more than `maxBytes`.
+ */
+function prepare(
+  producer: KafkaProducer,
+  messages: readonly OutgoingMessage[],
+  counts: ReadonlyMap<string, number>,
+  maxBytes: number,
+): Prepared[][] {
+  const sends: Prepared[][] = []
+  let current: Prepared[] = []
+  let bytes = new Map<string, number>()
+  for (const m of messages) {
+    const count = counts.get(m.topic) ?? 1
+    let key: Buffer | string | undefined = m.key
+    let partition: number
+    if (m.partition !== undefined) {
+      // The client takes a partition beyond the count modulo the count; doing it here keeps the report true.
+      partition = m.partition % count
+    } else if (key === undefined) {
+      partition = nextRoundRobin(producer, m.topic, count)
+    } else {
+      if (typeof key === 'string') key = Buffer.from(key, 'utf8')
+      partition = (murmur2(key) & 0x7fffffff) % count
+    }
+    const slot = `${m.topic}\0${partition}`
+    const size = messageBytes(m)
+    const filled = bytes.get(slot) ?? 0
+    if (current.length > 0 && filled + size > maxBytes) {
+      sends.push(current)
+      current = []
+      bytes = new Map()
+    }
+    bytes.set(slot, (bytes.get(slot) ?? 0) + size)
+    const prepared: {
+      topic: string
+      partition: number
+      key?: Buffer | string
+      value?: string | Buffer
+      headers?: Readonly<Record<string, HeaderValue>>
+      timestamp?: bigint
+    } = { topic: m.topic, partition }
+    if (key !== undefined) prepared.key = key
+    if (m.value !== undefined && m.value !== null) prepared.value = m.value
+    if (m.headers !== undefined) prepared.headers = m.headers
+    if (m.timestamp !== undefined) prepared.timestamp = m.timestamp
+    current.push(prepared)
+  }
+  if (current.length > 0) sends.push(current)
+  return sends
+}
+
+/**
  * Offsets of a send: the result holds one base offset per topic-partition (the offset of the first of
  * this send's messages to it, in input order), so the n-th message to a partition is at base + n.
  */
-function deliveries(
-  sent: readonly { topic: string; partition: number }[],
-  result: ProduceResult,
-): Delivery[] {
-  const base = new Map<string, bigint>()
-  for (const { topic, partition, offset } of result.offsets ?? []) base.set(`${topic}:${partition}`, offset)
-  const seen = new Map<string, bigint>()
-  return sent.map(({ topic, partition }) => {
-    const key = `${topic}:${partition}`
-    const first = base.get(key)
-    if (first === undefined) throw new Error(`the broker reported no offset for ${key}`)
-    const index = seen.get(key) ?? 0n
-    seen.set(key, index + 1n)
-    return { topic, partition, offset: first + index }
-  })
-}
-
-async function sendChunk(producer: KafkaProducer, messages: readonly OutgoingMessage[]): Promise<Delivery[]> {
-  const counts = await partitionCounts(producer, [...new Set(messages.map((m) => m.topic))])
-  const prepared = messages.map((m) => {
-    const count = counts.get(m.topic) ?? 1
-    // The client takes a partition beyond the count modulo the count; doing it here keeps the report true.
-    const partition =
-      m.partition === undefined
-        ? m.key === undefined
-          ? nextRoundRobin(producer, m.topic, count)
-          : partitionForKey(m.key, count)
-        : m.partition % count
-    return {
-      topic: m.topic,
-      partition,
-      ...(m.key === undefined ? {} : { key: m.key }),
-      ...(m.value === undefined || m.value === null ? {} : { value: m.value }),
-      ...(m.headers === undefined ? {} : { headers: { ...m.headers } }),
-      ...(m.timestamp === undefined ? {} : { timestamp: m.timestamp }),
-    }
-  })
-  return deliveries(prepared, await producer.send({ messages: prepared }))
+function deliveries(sent: readonly Prepared[], result: ProduceResult): Delivery[] {
+  const next = new Map<string, bigint>()
+  for (const { topic, partition, offset } of result.offsets ?? []) next.set(`${topic}\0${partition}`, offset)
+  const out: Delivery[] = new Array(sent.length)
+  for (let i = 0; i < sent.length; i++) {
+    const { topic, partition } = sent[i] as Prepared
+    const slot = `${topic}\0${partition}`
+    const offset = next.get(slot)
+    if (offset === undefined) throw new Error(`the broker reported no offset for ${topic}:${partition}`)
+    next.set(slot, offset + 1n)
+    out[i] = { topic, partition, offset }
+  }
+  return out
 }
 
 /**
@@ -228,19 +301,22 @@ export async function publish(
   options: PublishOptions = {},
 ): Promise<Delivery[]> {
   if (messages.length === 0) return []
-  const topics = [...new Set(messages.map((m) => m.topic))].join(', ')
+  const topicList = [...new Set(messages.map((m) => m.topic))]
+  const topics = topicList.join(', ')
   const delivered: Delivery[] = []
   const run = async (): Promise<Delivery[]> => {
-    for (const part of chunk(messages, options.maxBatchBytes ?? 512 * 1024)) {
-      try {
-        delivered.push(...(await sendChunk(producer, part)))
-      } catch (error) {
-        throw new PipelineError(
-          ErrorCodes.KAFKA_PUBLISH_FAILED,
-          `Publishing ${messages.length} message(s) to ${topics} failed after ${delivered.length} were written: ${describeKafkaError(error)}`,
-          { cause: error, details: { topics, delivered: delivered.length } },
-        )
+    try {
+      const counts = await partitionCounts(producer, topicList)
+      for (const part of prepare(producer, messages, counts, options.maxBatchBytes ?? 768 * 1024)) {
+        const result = await producer.send({ messages: part })
+        for (const delivery of deliveries(part, result)) delivered.push(delivery)
       }
+    } catch (error) {
+      throw new PipelineError(
+        ErrorCodes.KAFKA_PUBLISH_FAILED,
+        `Publishing ${messages.length} message(s) to ${topics} failed after ${delivered.length} were written: ${describeKafkaError(error)}`,
+        { cause: error, details: { topics, delivered: delivered.length } },
+      )
     }
     return delivered
   }

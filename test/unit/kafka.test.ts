@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { inspect } from 'node:util'
-import { MultipleErrors, ProtocolError } from '@platformatic/kafka'
+import { murmur2 as libraryMurmur2, MultipleErrors, ProtocolError } from '@platformatic/kafka'
+import fc from 'fast-check'
 import { loadConfig } from '../../src/config/env.ts'
 import { ErrorCodes, isPipelineError } from '../../src/errors.ts'
 import { baseClientOptions, describeKafkaError, withDeadline } from '../../src/kafka/connection.ts'
-import { partitionForKey } from '../../src/kafka/producer.ts'
+import { murmur2, partitionForKey } from '../../src/kafka/producer.ts'
 import { DLQ_PARTITIONS, pipelineTopicSpecs, topicSpec } from '../../src/kafka/topics.ts'
 
 describe('baseClientOptions', () => {
@@ -61,6 +62,16 @@ describe('partitionForKey', () => {
         assert.equal(partitionForKey(key, n), (hash & 0x7fffffff) % n, `${key} / ${n}`)
     }
     assert.equal(partitionForKey(Buffer.from('21'), 6), partitionForKey('21', 6))
+  })
+
+  test("our 32-bit murmur2 equals the client library's BigInt one on any bytes", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), (bytes) => {
+        const data = Buffer.from(bytes)
+        assert.equal(murmur2(data), libraryMurmur2(data))
+      }),
+      { numRuns: 2000 },
+    )
   })
 })
 
