@@ -1,14 +1,15 @@
 /**
  * A full scan of one source: every page of its listing, each record validated and hashed. A scan
  * either completes (then absence means deletion) or fails as a whole: nothing from a half-read
- * listing is trusted.
+ * listing is trusted. The next page is requested before the records of the current one are
+ * validated, so the source prepares it meanwhile (one page ahead, never more).
  */
-import { contentHash } from '../domain/canonical.ts'
-import { type EntityRecord, validateRecord } from '../domain/records.ts'
+import { canonicalJson, hashOfCanonical } from '../domain/canonical.ts'
+import { validateRecord } from '../domain/records.ts'
 import { ErrorCodes, PipelineError } from '../errors.ts'
 import type { SourceSpec } from './catalog.ts'
 import type { ScannedRecord } from './change-detection.ts'
-import { fetchPage, type PageRequestOptions } from './http-page.ts'
+import { fetchPage, type PageRequestOptions, type PageResponse } from './http-page.ts'
 import { parsePage } from './pagination.ts'
 
 /** A record that failed validation, with what the DLQ needs to explain it. */
@@ -25,7 +26,8 @@ export type ScanResult =
   | { readonly kind: 'not-modified'; readonly pages: 1 }
   | {
       readonly kind: 'listing'
-      readonly records: ScannedRecord<EntityRecord>[]
+      /** The valid records, each as its canonical JSON (what was hashed, and what is published). */
+      readonly records: ScannedRecord<string>[]
       readonly invalid: InvalidRecord[]
       readonly pages: number
       readonly fetched: number
@@ -73,27 +75,23 @@ function addInvalid(invalid: InvalidRecord[], item: InvalidRecord, options: Scan
  * @throws {PipelineError} `PIPELINE_SOURCE_*` when any page fails: the cycle then publishes nothing
  */
 export async function scanSource(source: SourceSpec, options: ScanOptions): Promise<ScanResult> {
-  const records: ScannedRecord<EntityRecord>[] = []
+  const records: ScannedRecord<string>[] = []
   const invalid: InvalidRecord[] = []
   const seen = new Set<string>()
-  const visited = new Set<string>()
-  let url: URL | undefined = source.url
+  const visited = new Set<string>([source.url.href])
+  const request = (url: URL, etag: string | undefined): Promise<PageResponse> => {
+    const pending = fetchPage(url, { ...options, token: source.token, etag })
+    // Settled later by the loop; until then a failure must not count as unhandled.
+    pending.catch(() => undefined)
+    return pending
+  }
+  let url = source.url
+  let pending = request(url, options.etag)
   let pages = 0
   let fetched = 0
   let etag: string | undefined
-  while (url !== undefined) {
-    if (pages >= options.maxPages) {
-      throw new PipelineError(
-        ErrorCodes.SOURCE_TOO_MANY_PAGES,
-        `${source.url.href} has more than ${options.maxPages} pages (SOURCE_MAX_PAGES)`,
-      )
-    }
-    visited.add(url.href)
-    const response = await fetchPage(url, {
-      ...options,
-      token: source.token,
-      etag: pages === 0 ? options.etag : undefined,
-    })
+  for (;;) {
+    const response = await pending
     pages++
     if (response.kind === 'not-modified') {
       if (pages === 1) return { kind: 'not-modified', pages: 1 }
@@ -104,41 +102,46 @@ export async function scanSource(source: SourceSpec, options: ScanOptions): Prom
     }
     const page = parsePage(response.body, url)
     if (!page.ok) throw new PipelineError(ErrorCodes.SOURCE_BAD_SHAPE, `${url.href}: ${page.reason}`)
+    const next = page.next
+    if (next !== undefined) {
+      if (visited.has(next.href)) {
+        throw new PipelineError(
+          ErrorCodes.SOURCE_BAD_SHAPE,
+          `${url.href} links back to a page already read (${next.href})`,
+        )
+      }
+      if (pages >= options.maxPages) {
+        throw new PipelineError(
+          ErrorCodes.SOURCE_TOO_MANY_PAGES,
+          `${source.url.href} has more than ${options.maxPages} pages (SOURCE_MAX_PAGES)`,
+        )
+      }
+      visited.add(next.href)
+      pending = request(next, undefined)
+    } else if (pages === 1) {
+      etag = response.etag
+    }
+    const where = url.href
     for (const raw of page.items) {
       fetched++
       const validation = validateRecord(source.entity, raw)
       if (!validation.ok) {
-        addInvalid(invalid, { raw, reason: validation.reason, url: url.href, id: rawId(raw) }, options)
+        addInvalid(invalid, { raw, reason: validation.reason, url: where, id: rawId(raw) }, options)
         continue
       }
-      const { record } = validation
+      const { id } = validation.record
       // A duplicate id within one listing: the first occurrence wins (it is the one published and
       // hashed) and every later one is dead-lettered with stage `source`, so a source that repeats
       // an id, with the same content or not, is visible and never decides which version is published.
-      if (seen.has(record.id)) {
-        addInvalid(
-          invalid,
-          {
-            raw,
-            reason: `duplicate id ${record.id} in one listing`,
-            url: url.href,
-            id: record.id,
-          },
-          options,
-        )
+      if (seen.has(id)) {
+        addInvalid(invalid, { raw, reason: `duplicate id ${id} in one listing`, url: where, id }, options)
         continue
       }
-      seen.add(record.id)
-      records.push({ id: record.id, hash: contentHash(record), record })
+      seen.add(id)
+      const json = canonicalJson(validation.record)
+      records.push({ id, hash: hashOfCanonical(json), record: json })
     }
-    if (page.next && visited.has(page.next.href)) {
-      throw new PipelineError(
-        ErrorCodes.SOURCE_BAD_SHAPE,
-        `${url.href} links back to a page already read (${page.next.href})`,
-      )
-    }
-    if (pages === 1 && page.next === undefined) etag = response.etag
-    url = page.next
+    if (next === undefined) return { kind: 'listing', records, invalid, pages, fetched, etag }
+    url = next
   }
-  return { kind: 'listing', records, invalid, pages, fetched, etag }
 }

@@ -5,7 +5,7 @@
  */
 
 import type { DlqEntry } from '../../dlq/entry.ts'
-import { tombstoneMessage, upsertMessage } from '../../domain/envelope.ts'
+import { canonicalUpsertMessage, tombstoneMessage } from '../../domain/envelope.ts'
 import { ErrorCodes, PipelineError } from '../../errors.ts'
 import type { DeadLetterWriter, MessagePublisher, OutgoingMessage } from '../../kafka/ports.ts'
 import type { Logger } from '../../observability/logger.ts'
@@ -94,6 +94,11 @@ export async function runCycle(
   const started = Date.now()
   const polledAt = new Date(started).toISOString()
   const labels = { source: source.name }
+  // Read while the listing is fetched; only compared once the scan is complete.
+  const knownHashes = ctx.state.knownHashes(source.name)
+  const pendingIds = ctx.state.pendingIds(source.name)
+  knownHashes.catch(() => undefined)
+  pendingIds.catch(() => undefined)
   const scan = await scanSource(source, {
     ...ctx.scan,
     etag: await ctx.state.etag(source.name),
@@ -127,10 +132,10 @@ export async function runCycle(
     }
   }
 
-  const known = await ctx.state.knownHashes(source.name)
+  const known = await knownHashes
   // A first publish whose acknowledgement was never recorded (a crash in between) may be downstream:
   // planned as known with a hash no record has, it is republished if listed and tombstoned if not.
-  for (const id of await ctx.state.pendingIds(source.name)) {
+  for (const id of await pendingIds) {
     if (!known.has(id)) known.set(id, UNACKNOWLEDGED)
   }
   const plan = planChanges(scan.records, known, { complete: true, maxDeleteRatio: ctx.maxDeleteRatio })
@@ -163,7 +168,9 @@ export async function runCycle(
   await inSlices(plan.upserts, batch, concurrency, async (slice) => {
     const fresh = slice.filter((item) => !known.has(item.id)).map((item) => item.id)
     if (fresh.length > 0) await ctx.state.markPending(source.name, fresh)
-    const reports = await send(slice.map((item) => upsertMessage(source, item.record, polledAt, item.hash)))
+    const reports = await send(
+      slice.map((item) => canonicalUpsertMessage(source, item.id, item.record, item.hash, polledAt)),
+    )
     await ctx.state.markPublished(
       source.name,
       slice.map((item) => [item.id, item.hash] as const),
