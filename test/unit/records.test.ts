@@ -70,6 +70,9 @@ test('unknown fields are dropped, and a valid record has its keys in sorted orde
 /** Values near every boundary of the schemas, valid or not, for both the fast path and zod. */
 const edgeString = fc.oneof(
   fc.string({ maxLength: 5 }),
+  fc.string({ maxLength: 4, unit: 'binary' }),
+  // Control characters (C0, DEL, C1), lone surrogates and inner spaces, which ids must not or may hold.
+  fc.constantFrom('a\u0001b', 'a\u007fb', 'a\u0085b', 'a\ud800b', 'a\udc00', 'a b', `a${' '.repeat(198)}b`),
   fc.constantFrom(
     '',
     ' ',
