@@ -10,6 +10,7 @@ import { type ManagedChild, spawnChild } from '../infra/child.ts'
 import { type KafkaSaslOptions, launcherSaslFromConfig } from '../infra/kafka-sasl.ts'
 import { cacheDir, projectRoot } from '../infra/paths.ts'
 import { startLocalInfra } from '../infra/stack.ts'
+import { redactUrl } from '../observability/logger.ts'
 
 function portFromEnv(name: string): number | undefined {
   const raw = process.env[name]
@@ -77,7 +78,7 @@ export async function runLocalStack(services: readonly string[]): Promise<number
     [
       'stack running (Ctrl-C stops it):',
       `Kafka ${infra.kafkaBrokers.join(',')}`,
-      `Redis ${infra.redisUrl}`,
+      `Redis ${redactUrl(infra.redisUrl)}`,
       `CRM/Inventory mock ${infra.prismUrl ?? '(not started)'}`,
       `Analytics mock http://${config.MOCK_ANALYTICS_HOST}:${config.MOCK_ANALYTICS_PORT}`,
     ].join('\n  '),

@@ -2,7 +2,7 @@
  * The shared life cycle of a long-running `pipeline` process: validate configuration, start, then
  * on SIGTERM/SIGINT close gracefully within a deadline and exit 0. A start-up failure is one line.
  */
-import { type Config, loadConfig } from '../config/env.ts'
+import { type Config, loadConfig, secretEnvVarNames } from '../config/env.ts'
 import { describeError } from '../errors.ts'
 import { createLogger, type Logger } from '../observability/logger.ts'
 
@@ -33,6 +33,8 @@ export async function runService(name: string, start: ServiceStarter): Promise<n
   const logger = createLogger({
     service: name,
     level: config.LOG_LEVEL,
+    // Whatever a library or an error message echoes, the configured secrets never reach a line.
+    secrets: secretEnvVarNames.map((variable) => config[variable] as string | undefined),
     ...(config.LOG_FORMAT === 'auto' ? {} : { pretty: config.LOG_FORMAT === 'pretty' }),
   })
   let service: RunningService
