@@ -40,14 +40,21 @@ export function planChanges<T>(
   options: PlanOptions,
 ): ChangePlan<T> {
   const upserts: ScannedRecord<T>[] = []
-  const seen = new Set<string>()
   let unchanged = 0
+  let stillListed = 0
   for (const item of scanned) {
-    seen.add(item.id)
-    if (known.get(item.id) === item.hash) unchanged++
+    const hash = known.get(item.id)
+    if (hash !== undefined) stillListed++
+    if (hash === item.hash) unchanged++
     else upserts.push(item)
   }
-  if (!options.complete) return { upserts, unchanged, deletions: [], refusedDeletions: 0 }
+  // With unique ids, every known id was listed when the counts match (the usual poll, and every
+  // first sync): nothing vanished, and no set of 100k listed ids needs building to prove it.
+  if (!options.complete || stillListed === known.size) {
+    return { upserts, unchanged, deletions: [], refusedDeletions: 0 }
+  }
+  const seen = new Set<string>()
+  for (const item of scanned) seen.add(item.id)
   const vanished: string[] = []
   for (const id of known.keys()) if (!seen.has(id)) vanished.push(id)
   if (vanished.length > 0 && vanished.length > options.maxDeleteRatio * known.size) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import fc from 'fast-check'
 import { planChanges } from '../../src/sources/change-detection.ts'
 
 const rec = (id: string, hash: string) => ({ id, hash, record: { id } })
@@ -42,4 +43,22 @@ test('the guard refuses to delete more than the allowed share of known ids', () 
   assert.equal(plan.refusedDeletions, 3)
   const allowed = planChanges([rec('1', 'h1'), rec('2', 'h2')], known, options)
   assert.deepEqual(allowed.deletions, ['3', '4'])
+})
+
+test('deletions are exactly the known ids a complete scan did not list, whatever the mix', () => {
+  const ids = fc.uniqueArray(fc.constantFrom('1', '2', '3', '4', '5', '6', '7', '8'), { maxLength: 8 })
+  fc.assert(
+    fc.property(ids, ids, fc.constantFrom('h', 'x'), (knownIds, listedIds, hash) => {
+      const known = new Map(knownIds.map((id) => [id, 'h'] as [string, string]))
+      const plan = planChanges(
+        listedIds.map((id) => rec(id, hash)),
+        known,
+        { complete: true, maxDeleteRatio: 1 },
+      )
+      const vanished = knownIds.filter((id) => !listedIds.includes(id))
+      assert.deepEqual(plan.deletions, vanished)
+      assert.equal(plan.unchanged, hash === 'h' ? listedIds.filter((id) => known.has(id)).length : 0)
+      assert.equal(plan.upserts.length + plan.unchanged, listedIds.length)
+    }),
+  )
 })
