@@ -18,6 +18,8 @@ export interface ChangePlan<T> {
   readonly deletions: readonly string[]
   /** Set when the guard refused the deletions; they are then not in `deletions`. */
   readonly refusedDeletions: number
+  /** Known ids listed with an invalid record: neither published nor deleted (see {@link PlanOptions.held}). */
+  readonly held: number
 }
 
 /** Options of {@link planChanges}. */
@@ -26,6 +28,12 @@ export interface PlanOptions {
   readonly complete: boolean
   /** Largest share (0..1) of the known ids one cycle may delete. */
   readonly maxDeleteRatio: number
+  /**
+   * Ids the listing holds with a record that failed validation. They are listed, so not deleted: a
+   * bad field at the source must not remove the customer from Analytics. Their last valid version
+   * stays in place until a valid one replaces it (the invalid one is dead-lettered).
+   */
+  readonly held?: ReadonlySet<string>
 }
 
 /**
@@ -49,16 +57,19 @@ export function planChanges<T>(
     else upserts.push(item)
   }
   // With unique ids, every known id was listed when the counts match (the usual poll, and every
-  // first sync): nothing vanished, and no set of 100k listed ids needs building to prove it.
+  // first sync): nothing vanished, nothing is held, and no set of 100k listed ids needs building.
   if (!options.complete || stillListed === known.size) {
-    return { upserts, unchanged, deletions: [], refusedDeletions: 0 }
+    return { upserts, unchanged, deletions: [], refusedDeletions: 0, held: 0 }
   }
   const seen = new Set<string>()
   for (const item of scanned) seen.add(item.id)
+  const listed = options.held ?? new Set<string>()
+  let held = 0
+  for (const id of listed) if (!seen.has(id) && known.has(id)) held++
   const vanished: string[] = []
-  for (const id of known.keys()) if (!seen.has(id)) vanished.push(id)
+  for (const id of known.keys()) if (!seen.has(id) && !listed.has(id)) vanished.push(id)
   if (vanished.length > 0 && vanished.length > options.maxDeleteRatio * known.size) {
-    return { upserts, unchanged, deletions: [], refusedDeletions: vanished.length }
+    return { upserts, unchanged, deletions: [], refusedDeletions: vanished.length, held }
   }
-  return { upserts, unchanged, deletions: vanished, refusedDeletions: 0 }
+  return { upserts, unchanged, deletions: vanished, refusedDeletions: 0, held }
 }

@@ -17,8 +17,10 @@ export interface InvalidRecord {
   readonly raw: unknown
   readonly reason: string
   readonly url: string
-  /** The id, when one could be read, for the DLQ key. */
+  /** The id, when one could be read, for the DLQ key (cut to {@link MAX_SHOWN_ID} characters). */
   readonly id: string | undefined
+  /** The whole id as listed, when one could be read: its last valid version is kept, not deleted. */
+  readonly listedId: string | undefined
 }
 
 /** The outcome of a scan. */
@@ -51,12 +53,14 @@ export interface ScanOptions extends Omit<PageRequestOptions, 'token' | 'etag'> 
 /** Longest id shown for an invalid record (in its log line and DLQ key); the payload keeps it whole. */
 const MAX_SHOWN_ID = 256
 
-function rawId(raw: unknown): string | undefined {
+function listedId(raw: unknown): string | undefined {
   if (raw === null || typeof raw !== 'object') return undefined
   const id = (raw as { id?: unknown }).id
-  if (typeof id !== 'string' && typeof id !== 'number') return undefined
-  const text = String(id)
-  return text.length > MAX_SHOWN_ID ? `${text.slice(0, MAX_SHOWN_ID)}…` : text
+  return typeof id === 'string' || typeof id === 'number' ? String(id) : undefined
+}
+
+function shownId(id: string | undefined): string | undefined {
+  return id !== undefined && id.length > MAX_SHOWN_ID ? `${id.slice(0, MAX_SHOWN_ID)}…` : id
 }
 
 function addInvalid(invalid: InvalidRecord[], item: InvalidRecord, options: ScanOptions): void {
@@ -126,7 +130,9 @@ export async function scanSource(source: SourceSpec, options: ScanOptions): Prom
       fetched++
       const validation = validateRecord(source.entity, raw)
       if (!validation.ok) {
-        addInvalid(invalid, { raw, reason: validation.reason, url: where, id: rawId(raw) }, options)
+        const listed = listedId(raw)
+        const item = { raw, reason: validation.reason, url: where, id: shownId(listed), listedId: listed }
+        addInvalid(invalid, item, options)
         continue
       }
       const { id } = validation.record
@@ -134,7 +140,8 @@ export async function scanSource(source: SourceSpec, options: ScanOptions): Prom
       // hashed) and every later one is dead-lettered with stage `source`, so a source that repeats
       // an id, with the same content or not, is visible and never decides which version is published.
       if (seen.has(id)) {
-        addInvalid(invalid, { raw, reason: `duplicate id ${id} in one listing`, url: where, id }, options)
+        const reason = `duplicate id ${id} in one listing`
+        addInvalid(invalid, { raw, reason, url: where, id, listedId: id }, options)
         continue
       }
       seen.add(id)

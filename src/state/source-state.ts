@@ -1,7 +1,8 @@
 /**
  * What the producer remembers per source, in Redis so it survives restarts and is shared by
- * replicas: the content hash last acknowledged by Kafka per id, the ETag of the last listing, and
- * when the last cycle started (so replicas keep one schedule).
+ * replicas: the content hash last acknowledged by Kafka per id, the ETag of the last listing, the
+ * fingerprints of the invalid records already dead-lettered, and when the last cycle started (so
+ * replicas keep one schedule).
  */
 import type { Redis } from './redis.ts'
 
@@ -63,6 +64,23 @@ export class SourceState {
       await this.#redis.hDel(this.#key(source, 'hashes'), slice)
       await this.#redis.sRem(this.#key(source, 'pending'), slice)
     }
+  }
+
+  /** Fingerprints of the invalid records the last complete listing dead-lettered or found already there. */
+  async deadLettered(source: string): Promise<Set<string>> {
+    return new Set(await this.#redis.sMembers(this.#key(source, 'dead-lettered')))
+  }
+
+  /**
+   * Replaces the remembered fingerprints with those of this listing (at most SOURCE_MAX_INVALID_RECORDS),
+   * after its new entries reached the DLQ: a record fixed at the source is forgotten, so if it
+   * breaks again the same way it is dead-lettered again.
+   */
+  async setDeadLettered(source: string, fingerprints: readonly string[]): Promise<void> {
+    const key = this.#key(source, 'dead-lettered')
+    const multi = this.#redis.multi().del(key)
+    if (fingerprints.length > 0) multi.sAdd(key, [...fingerprints])
+    await multi.exec()
   }
 
   /** The ETag of the last complete single-page listing. */

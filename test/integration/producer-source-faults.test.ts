@@ -128,6 +128,52 @@ test('invalid records are dead-lettered with their reason while their page-mates
   assert.ok(published.every((m) => !m.key.startsWith('invalid-')))
 })
 
+test('a known record that turns invalid is dead-lettered once and keeps its last valid version, not a tombstone', async (t) => {
+  // Two pages, so no ETag: every poll reads the listing again.
+  const { sim, config, runtime, cycle } = await fixture(t, { simulator: { pageSize: 10 } })
+  assert.equal((await cycle('crm')).published, 20)
+
+  assert.ok(sim.patch('customers', '7', { status: '' }), 'customer 7 now fails the schema (empty status)')
+  const broken = await cycle('crm')
+  assert.equal(broken.invalid, 1)
+  assert.equal(broken.deleted, 0, 'a listed but invalid record is not a deletion')
+  assert.equal(broken.published, 0)
+  assert.ok((await runtime.state.knownHashes('crm')).has('7'), 'its last valid version stays known')
+
+  const again = await cycle('crm')
+  assert.equal(again.invalid, 1, 'still counted as invalid on every poll')
+  assert.equal(again.deleted, 0)
+  assert.equal(
+    await metricValue(runtime.metrics.dlqMessages, { stage: 'source' }),
+    1,
+    'the same broken record is dead-lettered once, not once per poll',
+  )
+
+  assert.ok(sim.patch('customers', '7', { status: 'fixed' }))
+  assert.equal((await cycle('crm')).published, 1, 'fixed at the source, it is published')
+  assert.ok(sim.patch('customers', '7', { status: '' }))
+  await cycle('crm')
+  assert.equal(
+    await metricValue(runtime.metrics.dlqMessages, { stage: 'source' }),
+    2,
+    'broken again after a fix, it is dead-lettered again',
+  )
+
+  const dlq = (await readExactly(config.TOPIC_DLQ, 2)).map((m) => JSON.parse(m.value ?? 'null'))
+  assert.deepEqual(
+    dlq.map((entry) => [entry.origin.key, entry.stage, entry.error.message.split(':')[0]]),
+    [
+      ['7', 'source', 'status'],
+      ['7', 'source', 'status'],
+    ],
+  )
+  const customers = await readExactly(config.TOPIC_CUSTOMERS, 21)
+  assert.ok(
+    customers.every((m) => m.value !== null),
+    'no tombstone was published for customer 7',
+  )
+})
+
 test('an HTML page with status 200 fails the cycle, publishes nothing and deletes nothing', async (t) => {
   const { sim, config, runtime, cycle } = await fixture(t, {
     simulator: { customers: 250, pageSize: 100, paging: { customers: 'page' } },

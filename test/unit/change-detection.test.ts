@@ -62,3 +62,26 @@ test('deletions are exactly the known ids a complete scan did not list, whatever
     }),
   )
 })
+
+test('a known id listed with an invalid record is held: neither published nor deleted', () => {
+  const known = new Map([
+    ['1', 'h1'],
+    ['2', 'h2'],
+    ['3', 'h3'],
+  ])
+  const plan = planChanges([rec('1', 'h1')], known, { ...options, held: new Set(['2', 'new-but-invalid']) })
+  assert.deepEqual(plan.deletions, ['3'], 'only the id absent from the listing is deleted')
+  assert.equal(plan.held, 1, 'a held id counts only when it was known')
+  assert.deepEqual(plan.upserts, [])
+})
+
+test('held ids do not count as vanished for the mass-deletion guard', () => {
+  const known = new Map([
+    ['1', 'h1'],
+    ['2', 'h2'],
+  ])
+  const plan = planChanges([], known, { complete: true, maxDeleteRatio: 0.5, held: new Set(['1', '2']) })
+  assert.equal(plan.refusedDeletions, 0)
+  assert.deepEqual(plan.deletions, [])
+  assert.equal(plan.held, 2)
+})

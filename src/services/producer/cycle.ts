@@ -12,6 +12,7 @@ import type { Logger } from '../../observability/logger.ts'
 import type { ProducerMetrics } from '../../observability/metrics.ts'
 import type { SourceSpec } from '../../sources/catalog.ts'
 import { planChanges } from '../../sources/change-detection.ts'
+import { splitRepeatedInvalid } from '../../sources/repeated-invalid.ts'
 import type { InvalidRecord, ScanOptions } from '../../sources/scan.ts'
 import { scanSource } from '../../sources/scan.ts'
 import type { SourceState } from '../../state/source-state.ts'
@@ -60,6 +61,41 @@ function invalidEntry(source: SourceSpec, item: InvalidRecord, at: string): DlqE
     origin: { url: item.url, ...(item.id === undefined ? {} : { key: item.id }), topic: source.topic },
     payload: item.raw,
   }
+}
+
+/**
+ * Dead-letters the invalid records of a complete listing that an earlier poll did not already
+ * dead-letter, then remembers the listing's fingerprints (after the DLQ write: a crash in between
+ * dead-letters them again, never loses them).
+ */
+async function deadLetterInvalid(
+  ctx: CycleContext,
+  source: SourceSpec,
+  invalid: readonly InvalidRecord[],
+  polledAt: string,
+): Promise<void> {
+  const previous = await ctx.state.deadLettered(source.name)
+  if (invalid.length === 0 && previous.size === 0) return
+  const split = splitRepeatedInvalid(invalid, previous)
+  const labels = { source: source.name }
+  ctx.metrics.records.inc({ ...labels, result: 'invalid' }, invalid.length)
+  if (split.fresh.length > 0) {
+    await ctx.dlq.write(split.fresh.map((item) => invalidEntry(source, item, polledAt)))
+    ctx.metrics.dlqMessages.inc({ stage: 'source' }, split.fresh.length)
+    for (const item of split.fresh.slice(0, 20)) {
+      ctx.logger.warn(
+        { source: source.name, id: item.id },
+        `${source.label} ${item.id ?? '(no id)'} is invalid and was dead-lettered: ${item.reason}`,
+      )
+    }
+  }
+  if (split.repeated > 0) {
+    ctx.logger.info(
+      { source: source.name, repeated: split.repeated },
+      `${source.name}: ${split.repeated} invalid records are listed unchanged and were dead-lettered before; not dead-lettered again`,
+    )
+  }
+  await ctx.state.setDeadLettered(source.name, split.fingerprints)
 }
 
 /** Runs `work` over `items` in slices of `size`, at most `concurrency` slices at a time. */
@@ -120,17 +156,7 @@ export async function runCycle(
     return summary
   }
 
-  if (scan.invalid.length > 0) {
-    await ctx.dlq.write(scan.invalid.map((item) => invalidEntry(source, item, polledAt)))
-    ctx.metrics.records.inc({ ...labels, result: 'invalid' }, scan.invalid.length)
-    ctx.metrics.dlqMessages.inc({ stage: 'source' }, scan.invalid.length)
-    for (const item of scan.invalid.slice(0, 20)) {
-      ctx.logger.warn(
-        { source: source.name, id: item.id },
-        `${source.label} ${item.id ?? '(no id)'} is invalid and was dead-lettered: ${item.reason}`,
-      )
-    }
-  }
+  await deadLetterInvalid(ctx, source, scan.invalid, polledAt)
 
   const known = await knownHashes
   // A first publish whose acknowledgement was never recorded (a crash in between) may be downstream:
@@ -138,7 +164,15 @@ export async function runCycle(
   for (const id of await pendingIds) {
     if (!known.has(id)) known.set(id, UNACKNOWLEDGED)
   }
-  const plan = planChanges(scan.records, known, { complete: true, maxDeleteRatio: ctx.maxDeleteRatio })
+  const held = new Set<string>()
+  for (const item of scan.invalid) if (item.listedId !== undefined) held.add(item.listedId)
+  const plan = planChanges(scan.records, known, { complete: true, maxDeleteRatio: ctx.maxDeleteRatio, held })
+  if (plan.held > 0) {
+    ctx.logger.warn(
+      { source: source.name, held: plan.held },
+      `${source.name}: ${plan.held} known records are listed invalid; their last valid versions stay in place (not deleted)`,
+    )
+  }
   ctx.metrics.records.inc({ ...labels, result: 'unchanged' }, plan.unchanged)
   if (plan.refusedDeletions > 0) {
     ctx.metrics.deletionsRefused.inc(labels, plan.refusedDeletions)
