@@ -148,6 +148,8 @@ interface RunResult {
   readonly views: number
   readonly produceSeconds: number
   readonly readySeconds: number
+  /** RSS of a consumer when it joined its groups, before any work. */
+  readonly readyRss: number
   /** From the consumer's start until the mock held every view. */
   readonly heldSeconds: number
   /** From the consumer's start until the last delivery of the initial load. */
@@ -300,6 +302,10 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
       consumerAlive,
     )
     const readySeconds = since(performance.now())
+    // What a consumer holds before any work: the floor under the peak.
+    const readyRss = Math.max(
+      ...(await Promise.all(consumers.map((consumer) => processMemoryBytes(consumer.pid, 'VmRSS')))),
+    )
     err(`[b=${batchSize}] consumer ready after ${readySeconds.toFixed(1)} s; loading ${views} views`)
     let lastLog = performance.now()
     await until(
@@ -352,6 +358,7 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
       views,
       produceSeconds,
       readySeconds,
+      readyRss,
       heldSeconds,
       settledSeconds,
       acceptedA: settled.accepted,
@@ -457,7 +464,8 @@ function report(results: readonly RunResult[]): void {
   for (const r of results) {
     const mode = r.batchSize === 1 ? 'per-record' : `batch ${r.batchSize}`
     out(
-      `${mode}: sources produced in ${r.produceSeconds.toFixed(1)} s; consumer ready after ${r.readySeconds.toFixed(1)} s; ` +
+      `${mode}: sources produced in ${r.produceSeconds.toFixed(1)} s; consumer ready after ${r.readySeconds.toFixed(1)} s ` +
+        `with ${mb(r.readyRss)} RSS; ` +
         `during A the consumer used ${r.consumerCpuA.toFixed(1)} CPU s ` +
         `(${Math.round((100 * r.consumerCpuA) / r.settledSeconds)}% of a core), the mock ${r.mockCpuA.toFixed(1)} CPU s, ` +
         `all ${availableParallelism()} cores ${Math.round(100 * r.machineBusyA)}% busy; ` +
