@@ -4,8 +4,8 @@
  * {@link decideDelivery} whether and under which idempotency key to POST it. Payload shapes are
  * documented for Analytics in `docs/views.md`; keep the two in step.
  */
-import { createHash } from 'node:crypto'
-import { contentHash } from './canonical.ts'
+import { createHash, hash as digest } from 'node:crypto'
+import { canonicalJson } from './canonical.ts'
 import type { Customer, Product } from './records.ts'
 
 /** The kinds of view; each is keyed by the id of the entity it is about. */
@@ -256,7 +256,32 @@ export function deletedView(type: ViewType, id: string): DeletedView {
 
 /** SHA-256 (hex) of the canonical JSON of a payload: equal for equal content, whatever the key order. */
 export function viewHash(payload: DeliveryPayload): string {
-  return contentHash(payload)
+  return digest('sha256', viewJson(payload), 'hex')
+}
+
+/**
+ * `canonicalJson(payload)`, without copying and sorting the view's own object: its keys are listed
+ * in sorted order below (none looks like an array index, which JavaScript would order first); only
+ * the records it carries go through `canonicalJson`. A unit test holds it equal to `canonicalJson`
+ * for any payload. Being JSON of the payload, it is also the body POSTed, serialized once.
+ */
+export function viewJson(payload: DeliveryPayload): string {
+  if ('deleted' in payload) return canonicalJson(payload)
+  const id = JSON.stringify(payload.id)
+  if (payload.type === 'product') {
+    return (
+      `{"customerCount":${JSON.stringify(payload.customerCount)},` +
+      `"customerIds":${JSON.stringify(payload.customerIds)},` +
+      `"customerIdsTruncated":${JSON.stringify(payload.customerIdsTruncated)},` +
+      `"id":${id},"product":${canonicalJson(payload.product)},"type":"product"}`
+    )
+  }
+  return (
+    `{"customer":${canonicalJson(payload.customer)},"id":${id},` +
+    `"missingProductIds":${JSON.stringify(payload.missingProductIds)},` +
+    `"products":[${payload.products.map(canonicalJson).join(',')}],` +
+    `"summary":${canonicalJson(payload.summary)},"type":"customer"}`
+  )
 }
 
 /**
@@ -313,6 +338,8 @@ export type DeliveryDecision =
   | {
       readonly action: 'deliver'
       readonly payload: DeliveryPayload
+      /** The payload's canonical JSON ({@link viewJson}): what `hash` digests, and the body to send. */
+      readonly json: string
       readonly hash: string
       readonly key: string
       /** True when this re-sends an attempt whose outcome is unknown (same key, same content). */
@@ -347,14 +374,16 @@ export function decideDelivery(
     if (ref === undefined) throw new RangeError(`not a view id: ${viewId}`)
     body = deletedView(ref.type, ref.id)
   }
-  const hash = viewHash(body)
+  const json = viewJson(body)
+  const hash = digest('sha256', json, 'hex')
   if (last !== undefined && last.hash === hash) {
     if (last.confirmed) return { action: 'skip' }
-    return { action: 'deliver', payload: body, hash, key: last.key, resend: true }
+    return { action: 'deliver', payload: body, json, hash, key: last.key, resend: true }
   }
   return {
     action: 'deliver',
     payload: body,
+    json,
     hash,
     key: idempotencyKey(viewId, last?.key, hash),
     resend: false,

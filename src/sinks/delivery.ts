@@ -168,7 +168,7 @@ export class AnalyticsSink {
   async deliver(request: DeliveryRequest): Promise<DeliveryOutcome> {
     if (this.#closed) throw new Error('AnalyticsSink.deliver called after close()')
     assertIdempotencyKey(request.key)
-    const body = serialize(request.payload)
+    const body = request.json === undefined ? serialize(request.payload) : Buffer.from(request.json, 'utf8')
     const send: Send = (signal) => this.#client.post(request.key, body, signal)
     const result = await this.#exchange(send, send, request.signal, this.#url)
     const outcome: DeliveryOutcome =
@@ -200,7 +200,10 @@ export class AnalyticsSink {
     if (this.#closed) throw new Error('AnalyticsSink.deliverBatch called after close()')
     const items = requests.map((request) => {
       assertIdempotencyKey(request.key)
-      return batchItem(request.key, request.payload)
+      return batchItem(
+        request.key,
+        request.json === undefined ? serialize(request.payload) : Buffer.from(request.json, 'utf8'),
+      )
     })
     const outcomes: DeliveryOutcome[] = new Array(requests.length)
     await Promise.all(
@@ -402,9 +405,8 @@ function serialize(payload: unknown): Buffer {
   return Buffer.from(json, 'utf8')
 }
 
-/** One batch item's JSON, `{"idempotencyKey":…,"record":…}`, serialized once whatever the attempts. */
-function batchItem(key: string, payload: unknown): Buffer {
-  const record = serialize(payload)
+/** One batch item's JSON, `{"idempotencyKey":…,"record":…}` around the record's JSON. */
+function batchItem(key: string, record: Buffer): Buffer {
   return Buffer.concat([
     Buffer.from(`{"idempotencyKey":${JSON.stringify(key)},"record":`),
     record,

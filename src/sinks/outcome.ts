@@ -13,6 +13,8 @@ export interface DeliveryRequest {
   readonly key: string
   /** The JSON body; serialized once, whatever the number of attempts. */
   readonly payload: unknown
+  /** `payload` already serialized (a view's canonical JSON): sent as is instead of serializing again. */
+  readonly json?: string | undefined
   /** Aborting ends the delivery with `aborted` (shutdown); what was sent may still have landed. */
   readonly signal?: AbortSignal | undefined
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
+import { canonicalJson, contentHash } from '../../src/domain/canonical.ts'
 import type { Customer, Product } from '../../src/domain/records.ts'
 import {
   type CustomerViewInputs,
@@ -9,6 +10,7 @@ import {
   customerView,
   type DeliveryRecord,
   decideDelivery,
+  deletedView,
   formatViewId,
   idempotencyKey,
   isCovered,
@@ -18,6 +20,7 @@ import {
   sortIds,
   type ViewPayload,
   viewHash,
+  viewJson,
   viewPolledAt,
 } from '../../src/domain/views.ts'
 import { customerRecord, productRecord, stored } from '../helpers/entities.ts'
@@ -257,4 +260,58 @@ test('isCovered: a stamp at or below the evaluated clock is covered; no stamp or
   assert.equal(isCovered(6, 5), false, 'a refresh newer than the last evaluation is evaluated')
   assert.equal(isCovered(undefined, 5), false, 'unstamped: a retry round or a DLQ replay')
   assert.equal(isCovered(5, undefined), false, 'no settled evaluation remembered')
+})
+
+test('viewJson is canonicalJson of the payload, for any records, and viewHash its SHA-256', () => {
+  const text = fc.string({ unit: 'binary' })
+  const extra = fc.dictionary(text, fc.jsonValue(), { maxKeys: 3 })
+  const productArb = fc
+    .record({
+      id: fc.constantFrom('1', '2', '10', 'p:3'),
+      sku: text,
+      name: text,
+      price: fc.double({ min: 0, max: 1e6, noNaN: true }),
+      stock: fc.integer(),
+      updatedAt: text,
+    })
+    .chain((p) => extra.map((more) => ({ ...more, ...p }) as Product))
+  const customerArb = fc
+    .record({
+      id: text,
+      name: text,
+      email: text,
+      status: text,
+      productIds: fc.array(fc.constantFrom('1', '2', '10', 'p:3', 'missing'), { maxLength: 6 }),
+      updatedAt: text,
+    })
+    .chain((c) => extra.map((more) => ({ ...more, ...c }) as Customer))
+  fc.assert(
+    fc.property(
+      customerArb,
+      fc.array(productArb, { maxLength: 4 }),
+      fc.array(text, { maxLength: 120 }),
+      fc.nat(),
+      (customer, products, customerIds, extraCount) => {
+        const known = new Map(products.map((p) => [p.id, stored(p)]))
+        const views = [
+          computeView({ type: 'customer', id: customer.id, customer: stored(customer), products: known }),
+          ...products.map((p) =>
+            computeView({
+              type: 'product',
+              id: p.id,
+              product: stored(p),
+              customerCount: customerIds.length + extraCount,
+              customerIds,
+            }),
+          ),
+          deletedView('customer', customer.id),
+        ]
+        for (const view of views) {
+          assert.ok(view !== undefined)
+          assert.equal(viewJson(view), canonicalJson(view))
+          assert.equal(viewHash(view), contentHash(view))
+        }
+      },
+    ),
+  )
 })

@@ -131,6 +131,8 @@ interface Planned {
   readonly type: string
   readonly request: ViewRequest
   readonly payload: DeliveryPayload
+  /** The payload's JSON, serialized once for hash and body. */
+  readonly json: string
   readonly key: string
   readonly hash: string
 }
@@ -173,7 +175,15 @@ async function deliverOnce(
       if (request.retry) settledWithoutPost.push(view)
       continue
     }
-    planned.push({ view, type, request, payload: decision.payload, key: decision.key, hash: decision.hash })
+    planned.push({
+      view,
+      type,
+      request,
+      payload: decision.payload,
+      json: decision.json,
+      key: decision.key,
+      hash: decision.hash,
+    })
   }
   if (settledWithoutPost.length > 0) await ctx.retries.clear(settledWithoutPost)
   if (planned.length === 0) return new Map()
@@ -187,6 +197,7 @@ async function deliverOnce(
       outcome = await ctx.sink.deliver({
         key: plan.key,
         payload: plan.payload,
+        json: plan.json,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
       })
     } catch (error) {
@@ -202,7 +213,7 @@ async function deliverOnce(
         let outcomes: DeliveryOutcome[]
         try {
           outcomes = await ctx.sink.deliverBatch(
-            group.map((plan) => ({ key: plan.key, payload: plan.payload })),
+            group.map((plan) => ({ key: plan.key, payload: plan.payload, json: plan.json })),
             ctx.signal,
           )
         } catch {
