@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { canonicalJson } from '../../src/domain/canonical.ts'
 import { upsertMessage } from '../../src/domain/envelope.ts'
 import type { EntityRecord } from '../../src/domain/records.ts'
 import type { ConsumerService } from '../../src/services/consumer/service.ts'
@@ -122,7 +123,8 @@ test('poison on customer_data is dead-lettered with stage and raw payload; a val
 /** True when `value` is an envelope whose data is exactly `record`. */
 function carries(value: string | null, record: EntityRecord): boolean {
   try {
-    return JSON.stringify(JSON.parse(value ?? '').data) === JSON.stringify(record)
+    // Canonically: the producer writes `data` with its keys sorted, not in the record's order.
+    return canonicalJson(JSON.parse(value ?? '').data) === canonicalJson(record)
   } catch {
     return false
   }
