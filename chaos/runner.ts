@@ -125,12 +125,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   }
   let problems: string[] = []
   let figures: ChaosFigures | undefined
+  let mutations: { stop(): Promise<void> } | undefined
+  let progress: NodeJS.Timeout | undefined
   try {
     for (const slot of all) slot.start()
     log(`services started; waiting for the first delivery`)
     await until('the first view at the sink', () => stack.mock.store.stats().accepted > 0, 300_000)
     const faultsStarted = Date.now()
-    const mutations = mutateContinuously(stack, options, tally)
+    mutations = mutateContinuously(stack, options, tally)
+    progress = setInterval(() => {
+      const s = stack.mock.store.stats()
+      log(`sink: ${s.views} views held, ${s.accepted} accepted, ${s.replays} replays`)
+    }, 30_000)
     const steps = buildSchedule(options.seed, options.kills, options.faults)
     const gapMs = options.durationMs / Math.max(1, steps.length)
     for (const [index, step] of steps.entries()) {
@@ -140,6 +146,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       if (Date.now() < nextAt) await sleep(nextAt - Date.now())
     }
     await mutations.stop()
+    clearInterval(progress)
     const faultsEnded = Date.now()
     stack.sim.clearFaults()
     stack.mock.store.faults.clear()
@@ -203,6 +210,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       },
     }
   } finally {
+    clearInterval(progress)
+    await mutations?.stop()
     await Promise.all(all.map((slot) => slot.close()))
     await stack.stop()
   }
