@@ -10,7 +10,9 @@ import { dlqAdminRoutes } from '../../dlq/admin-api.ts'
 import { DlqOperations } from '../../dlq/operations.ts'
 import { SETTLED_OUTCOMES } from '../../dlq/replay-plan.ts'
 import { createDlqWriter } from '../../dlq/writer.ts'
+import type { ViewId } from '../../domain/views.ts'
 import { createAdmin } from '../../kafka/admin.ts'
+import type { KafkaMessage } from '../../kafka/consumer.ts'
 import type { MessagePublisher } from '../../kafka/ports.ts'
 import { createProducer } from '../../kafka/producer.ts'
 import { meteredPublisher } from '../../kafka/publisher.ts'
@@ -37,7 +39,7 @@ import { type ApplyContext, applySourceBatch } from './apply-stage.ts'
 import { ViewCoverage } from './coverage.ts'
 import { type DeliverContext, deliverRefreshBatch } from './deliver-stage.ts'
 import { type LagMonitor, startLagMonitor } from './lag-monitor.ts'
-import { refreshMessage } from './refresh.ts'
+import { parseRefresh, refreshMessage } from './refresh.ts'
 import { type Stage, startStage } from './stage-runner.ts'
 
 /** Default of the consumer's metrics port: the brief's 9000. */
@@ -171,6 +173,9 @@ export async function startConsumerService(
       // The stage's stop signal ends a wait for Analytics, leaving the batch uncommitted.
       handle: (batch, signal) => deliverRefreshBatch({ ...deliverContext, signal }, batch),
       onBatch: (seconds) => metrics.batchDuration.observe({ stage: 'deliver' }, seconds),
+      // Another member may have delivered these views meanwhile, and a delivery of ours computed
+      // earlier may have landed after its newer one: the owner now evaluates them once more.
+      onRebalanced: (batch) => rerequestViews(publisher, config.TOPIC_REFRESH, batch, metrics, logger),
     })
     stages = { apply, deliver: deliverStage }
     resources.add(async () => {
@@ -241,6 +246,33 @@ export async function startConsumerService(
     await closeAll()
     throw error
   }
+}
+
+/**
+ * Re-requests the views of a stage-2 batch whose handling spanned a rebalance, unstamped so the
+ * view clock never counts them as covered. A refresh is ordered after everything this member did
+ * for its view, so the partition's owner evaluates the view from current state once more and
+ * delivers it if what the sink last got (perhaps our late, older delivery) differs.
+ */
+async function rerequestViews(
+  publisher: MessagePublisher,
+  topic: string,
+  batch: readonly KafkaMessage[],
+  metrics: ConsumerMetrics,
+  logger: Logger,
+): Promise<void> {
+  const views = new Map<ViewId, string | undefined>()
+  for (const message of batch) {
+    const refresh = parseRefresh(message.key, message.value)
+    if (refresh !== undefined) views.set(refresh.view, refresh.polledAt)
+  }
+  if (views.size === 0) return
+  await publisher.send([...views].map(([view, polledAt]) => refreshMessage(topic, view, polledAt)))
+  metrics.refreshes.inc({ reason: 'rebalance' }, views.size)
+  logger.info(
+    { views: views.size },
+    `consumer-deliver: the group rebalanced while a batch was delivered; ${views.size} view(s) re-requested for their current owner`,
+  )
 }
 
 /** Re-requests views whose off-path retry round is due; each due view is claimed by one consumer. */

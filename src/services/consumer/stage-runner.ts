@@ -23,6 +23,11 @@ export interface StageOptions {
   readonly handle: (batch: readonly KafkaMessage[], signal: AbortSignal) => Promise<void>
   /** Observes each batch's duration. */
   readonly onBatch?: (seconds: number) => void
+  /**
+   * Called before the commit of a batch whose handling spanned a group rebalance: its partitions may
+   * have moved to another member meanwhile, which then handled the same records alongside this one.
+   */
+  readonly onRebalanced?: (batch: readonly KafkaMessage[]) => Promise<void>
 }
 
 /** A running stage. */
@@ -70,7 +75,9 @@ export function startStage(options: StageOptions): Stage {
           stream,
           async (batch) => {
             const started = performance.now()
+            const generation = consumer.generationId
             await options.handle(batch, stopping.signal)
+            if (consumer.generationId !== generation) await options.onRebalanced?.(batch)
             options.onBatch?.((performance.now() - started) / 1000)
           },
           { maxBatch: options.maxBatch, signal: stopping.signal },
