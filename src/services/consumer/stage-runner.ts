@@ -62,8 +62,20 @@ export function startStage(options: StageOptions): Stage {
         // A batch is what is buffered when the last one ends: buffer up to a whole batch.
         highWaterMark: options.maxBatch,
       })
+      let mine: KafkaStream | undefined
+      // The client reports a failed background rejoin (after a heartbeat error) as an 'error' event:
+      // unheard, it kills the process (seen when Redis and Kafka restarted). The member is unusable
+      // then, so its stream is closed and the loop joins again with a fresh one.
+      consumer.on('error', (error: unknown) => {
+        options.logger.warn(
+          { stage: options.name, group: options.groupId },
+          `${options.name}: group membership failed (${describeError(error)}); rejoining`,
+        )
+        void mine?.close().catch(() => undefined)
+      })
       try {
         stream = await openStream(consumer, { topics: options.topics })
+        mine = stream
         if (paused) stream.pause()
         markJoined()
         failures = 0
