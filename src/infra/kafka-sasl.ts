@@ -71,13 +71,15 @@ export function validateSaslUsers(users: Readonly<Record<string, string>>): void
 }
 
 /**
- * The server.properties lines that make the client listener (`SASL_PLAINTEXT`) require SASL/PLAIN.
+ * The server.properties lines that make the client listener (`SASL_PLAINTEXT` or `SASL_SSL`, also its
+ * name) require SASL/PLAIN.
  * The launcher's own user doubles as the inter-broker identity, which a single node needs configured
  * even though it never replicates.
  *
  * @param users - validated with {@link validateSaslUsers}
  */
 export function saslServerProperties(
+  listener: 'SASL_PLAINTEXT' | 'SASL_SSL',
   users: Readonly<Record<string, string>>,
   launcher: SaslCredentials,
 ): string[] {
@@ -91,7 +93,7 @@ export function saslServerProperties(
   return [
     'sasl.enabled.mechanisms=PLAIN',
     'sasl.mechanism.inter.broker.protocol=PLAIN',
-    `listener.name.sasl_plaintext.plain.sasl.jaas.config=${propertiesValue(jaas)}`,
+    `listener.name.${listener.toLowerCase()}.plain.sasl.jaas.config=${propertiesValue(jaas)}`,
   ]
 }
 

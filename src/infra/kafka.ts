@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Admin } from '@platformatic/kafka'
 import { ErrorCodes, PipelineError } from '../errors.ts'
@@ -16,6 +16,7 @@ import {
   saslServerProperties,
   validateSaslUsers,
 } from './kafka-sasl.ts'
+import { type BrokerCertificate, ensureBrokerCertificate, sslServerProperties } from './kafka-tls.ts'
 import { cacheDir, projectRoot } from './paths.ts'
 import { assertPortFree, freePort } from './ports.ts'
 import { awaitChildReady } from './wait.ts'
@@ -36,6 +37,12 @@ export interface KafkaOptions {
    */
   readonly sasl?: KafkaSaslOptions
   /**
+   * When true, the client listener speaks TLS (SSL, or SASL_SSL with `sasl`) with a self-signed
+   * certificate for 127.0.0.1 made by keytool on first use and kept in `<dataDir>/tls/`;
+   * clients trust {@link LocalKafka.caFile}.
+   */
+  readonly tls?: boolean
+  /**
    * Port of the KRaft controller listener; a free one when absent. A restart on the same `dataDir`
    * passes the first start's {@link LocalKafka.controllerPort}: the formatted quorum names it.
    */
@@ -49,6 +56,8 @@ export interface LocalKafka {
   readonly child: ManagedChild
   /** With a SASL listener: the launcher's own user, for {@link kafkaAnswers}; not one of the callers'. */
   readonly probeCredentials?: SaslCredentials
+  /** With TLS: the PEM certificate clients trust (`KAFKA_TLS_CA_FILE`). */
+  readonly caFile?: string
   stop(): Promise<void>
 }
 
@@ -97,13 +106,20 @@ export function ensureKafkaJars(): string {
   return libs
 }
 
+/** How the client listener is secured. */
+interface ListenerSecurity {
+  readonly sasl?: { users: Readonly<Record<string, string>>; launcher: SaslCredentials }
+  readonly certificate?: BrokerCertificate
+}
+
 function serverProperties(
   dataDir: string,
   port: number,
   controllerPort: number,
-  sasl: { users: Readonly<Record<string, string>>; launcher: SaslCredentials } | undefined,
+  { sasl, certificate }: ListenerSecurity,
 ): string {
-  const client = sasl === undefined ? 'PLAINTEXT' : 'SASL_PLAINTEXT'
+  // PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL: Kafka's names, also used as the listener's name.
+  const client = `${sasl ? 'SASL_' : ''}${certificate ? 'SSL' : 'PLAINTEXT'}`
   return [
     'process.roles=broker,controller',
     'node.id=1',
@@ -113,7 +129,10 @@ function serverProperties(
     'controller.listener.names=CONTROLLER',
     `listener.security.protocol.map=${client}:${client},CONTROLLER:PLAINTEXT`,
     `inter.broker.listener.name=${client}`,
-    ...(sasl === undefined ? [] : saslServerProperties(sasl.users, sasl.launcher)),
+    ...(sasl === undefined
+      ? []
+      : saslServerProperties(certificate ? 'SASL_SSL' : 'SASL_PLAINTEXT', sasl.users, sasl.launcher)),
+    ...(certificate === undefined ? [] : sslServerProperties(certificate)),
     `log.dirs=${join(dataDir, 'log')}`,
     // A single node: every internal topic has one replica.
     'offsets.topic.replication.factor=1',
@@ -152,13 +171,15 @@ const log4jProperties = (file: string): string =>
  * Resolves true when the broker answers a metadata request.
  *
  * @param sasl - credentials for a SASL/PLAIN listener (see {@link LocalKafka.probeCredentials})
+ * @param ca - for a TLS listener, the PEM certificate(s) to trust (see {@link LocalKafka.caFile})
  */
-export async function kafkaAnswers(brokers: string[], sasl?: SaslCredentials): Promise<boolean> {
+export async function kafkaAnswers(brokers: string[], sasl?: SaslCredentials, ca?: string): Promise<boolean> {
   const admin = new Admin({
     clientId: 'pipeline-launcher',
     bootstrapBrokers: brokers,
     timeout: 2000,
     retries: 0,
+    ...(ca === undefined ? {} : { tls: { ca } }),
     ...(sasl === undefined
       ? {}
       : { sasl: { mechanism: 'PLAIN' as const, username: sasl.username, password: () => sasl.password } }),
@@ -202,9 +223,15 @@ export async function startKafka(options: KafkaOptions): Promise<LocalKafka> {
     const launcher = { username: LAUNCHER_SASL_USER, password: randomBytes(18).toString('base64url') }
     sasl = { users: options.sasl.users, launcher }
   }
-  // The file holds the SASL passwords: readable by us alone (recreated, as `mode` applies on creation).
+  const certificate = options.tls ? ensureBrokerCertificate(join(options.dataDir, 'tls')) : undefined
+  const security = {
+    ...(sasl === undefined ? {} : { sasl }),
+    ...(certificate === undefined ? {} : { certificate }),
+  }
+  // The file holds the SASL and key store passwords: readable by us alone (recreated, as `mode`
+  // applies on creation only).
   rmSync(config, { force: true })
-  writeFileSync(config, serverProperties(options.dataDir, port, controllerPort, sasl), { mode: 0o600 })
+  writeFileSync(config, serverProperties(options.dataDir, port, controllerPort, security), { mode: 0o600 })
   writeFileSync(log4j, log4jProperties(brokerLog))
   const jvm = [`-Xmx${options.heapMb ?? 768}m`, '-Xms256m', '-XX:+UseG1GC', '-Djava.awt.headless=true']
   const logging = `-Dlog4j2.configurationFile=${log4j}`
@@ -244,7 +271,8 @@ export async function startKafka(options: KafkaOptions): Promise<LocalKafka> {
     pidFile,
   })
   const brokers = [`127.0.0.1:${port}`]
-  await awaitChildReady(child, () => kafkaAnswers(brokers, sasl?.launcher), {
+  const ca = certificate === undefined ? undefined : readFileSync(certificate.caFile, 'utf8')
+  await awaitChildReady(child, () => kafkaAnswers(brokers, sasl?.launcher, ca), {
     what: `Kafka on ${brokers[0]}`,
     timeoutMs: options.readyTimeoutMs ?? 60_000,
     intervalMs: 300,
@@ -255,6 +283,7 @@ export async function startKafka(options: KafkaOptions): Promise<LocalKafka> {
     controllerPort,
     child,
     ...(sasl === undefined ? {} : { probeCredentials: sasl.launcher }),
+    ...(certificate === undefined ? {} : { caFile: certificate.caFile }),
     stop: () => child.stop(20_000),
   }
 }

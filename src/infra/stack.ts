@@ -19,6 +19,8 @@ export interface InfraOptions {
   readonly ports?: { readonly kafka?: number; readonly redis?: number; readonly prism?: number }
   /** When set, a launched broker's client listener requires SASL/PLAIN with these users. */
   readonly kafkaSasl?: KafkaSaslOptions
+  /** When true, a launched broker's client listener speaks TLS (self-signed; see `startKafka`). */
+  readonly kafkaTls?: boolean
   /** Whether to start Prism (tests and `npm start` do; benchmarks need not). */
   readonly prism?: boolean
   /** Where `KAFKA_BROKERS` / `REDIS_URL` are looked up; defaults to process.env. */
@@ -32,7 +34,10 @@ export interface LocalInfra {
   readonly kafkaBrokers: string[]
   readonly redisUrl: string
   readonly prismUrl: string | undefined
-  /** `KAFKA_BROKERS`, `REDIS_URL`, `PRISM_URL`, `CRM_BASE_URL`, `INVENTORY_BASE_URL` for children. */
+  /**
+   * `KAFKA_BROKERS`, `REDIS_URL`, `PRISM_URL`, `CRM_BASE_URL`, `INVENTORY_BASE_URL` for children, and
+   * `KAFKA_TLS_CA_FILE` when a TLS broker was launched.
+   */
   readonly env: Readonly<Record<string, string>>
   /** Stops what this call launched (never a broker or Redis it was pointed at). */
   stop(): Promise<void>
@@ -53,15 +58,20 @@ export async function startLocalInfra(options: InfraOptions): Promise<LocalInfra
     for (const stop of stops.reverse()) await stop().catch(() => undefined)
     stops.length = 0
   }
+  let caFile: string | undefined
   const kafkaTask = async (): Promise<string[]> => {
     if (env.KAFKA_BROKERS) return env.KAFKA_BROKERS.split(',')
     const port = await pick(options.ports?.kafka, 9092)
-    log(`starting Kafka on 127.0.0.1:${port}${options.kafkaSasl ? ' (SASL/PLAIN required)' : ''}`)
+    const security = [options.kafkaTls ? 'TLS' : '', options.kafkaSasl ? 'SASL/PLAIN required' : '']
+    const note = security.filter(Boolean).join(', ')
+    log(`starting Kafka on 127.0.0.1:${port}${note ? ` (${note})` : ''}`)
     const kafka = await startKafka({
       dataDir: join(options.dataDir, 'kafka'),
       port,
       ...(options.kafkaSasl === undefined ? {} : { sasl: options.kafkaSasl }),
+      ...(options.kafkaTls ? { tls: true } : {}),
     })
+    if (kafka.caFile !== undefined) caFile = kafka.caFile
     stops.push(kafka.stop)
     return kafka.brokers
   }
@@ -93,6 +103,8 @@ export async function startLocalInfra(options: InfraOptions): Promise<LocalInfra
     PromiseFulfilledResult<string | undefined>,
   ]
   const childEnv: Record<string, string> = { KAFKA_BROKERS: kafka.value.join(','), REDIS_URL: redis.value }
+  // The launched TLS broker's certificate is what its clients must trust.
+  if (caFile !== undefined) childEnv.KAFKA_TLS_CA_FILE = caFile
   if (prism.value) {
     childEnv.PRISM_URL = prism.value
     childEnv.CRM_BASE_URL = prism.value

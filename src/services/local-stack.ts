@@ -53,7 +53,14 @@ export async function runLocalStack(services: readonly string[]): Promise<number
   const dataDir = join(cacheDir, 'local')
   let infra: Awaited<ReturnType<typeof startLocalInfra>>
   try {
-    infra = await startLocalInfra({ dataDir, ports, log: say, ...(kafkaSasl ? { kafkaSasl } : {}) })
+    infra = await startLocalInfra({
+      dataDir,
+      ports,
+      log: say,
+      ...(kafkaSasl ? { kafkaSasl } : {}),
+      // KAFKA_TLS asks for a TLS broker; the services then trust its certificate (KAFKA_TLS_CA_FILE).
+      ...(config.KAFKA_TLS ? { kafkaTls: true } : {}),
+    })
   } catch (error) {
     console.error(`pipeline up: ${describeError(error)}`)
     return 1
