@@ -50,6 +50,11 @@ export const envSpec = {
     doc: 'Connect to Kafka over TLS.',
     schema: bool.default(false),
   },
+  KAFKA_TLS_CA_FILE: {
+    expected: 'the path of a PEM file',
+    doc: 'With KAFKA_TLS: the certificate(s) to trust instead of the system CAs (a private CA, or the local broker’s self-signed certificate).',
+    schema: z.string().min(1).optional(),
+  },
   KAFKA_SASL_MECHANISM: {
     expected: 'PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512',
     doc: 'SASL mechanism for Kafka; unset means no SASL.',

@@ -3,6 +3,8 @@
  * them (TLS, SASL) and how long to wait before giving up. Nothing here logs: the options carry the SASL
  * secret, so they are handed to the client and never to a logger.
  */
+import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import type { BaseOptions, SASLOptions } from '@platformatic/kafka'
 import type { Config } from '../config/env.ts'
 import { ErrorCodes, PipelineError } from '../errors.ts'
@@ -13,6 +15,7 @@ export type KafkaConfig = Pick<
   | 'KAFKA_BROKERS'
   | 'KAFKA_CLIENT_ID'
   | 'KAFKA_TLS'
+  | 'KAFKA_TLS_CA_FILE'
   | 'KAFKA_SASL_MECHANISM'
   | 'KAFKA_SASL_USERNAME'
   | 'KAFKA_SASL_PASSWORD'
@@ -65,6 +68,21 @@ function saslOptions(config: KafkaConfig): SASLOptions | undefined {
   return { mechanism, username, password: () => password }
 }
 
+/** `host` of `host:port` (the form KAFKA_BROKERS allows). */
+const hostOf = (broker: string): string => broker.slice(0, broker.lastIndexOf(':'))
+
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new PipelineError(
+      ErrorCodes.CONFIG_INVALID,
+      `Invalid configuration: KAFKA_TLS_CA_FILE=${JSON.stringify(path)} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); expected the path of a PEM file`,
+      { details: { variable: 'KAFKA_TLS_CA_FILE' } },
+    )
+  }
+}
+
 /**
  * The options every client (producer, consumer, admin) starts from.
  *
@@ -85,9 +103,10 @@ export function baseClientOptions(config: KafkaConfig, role: string): BaseOption
     autocreateTopics: false,
   }
   if (config.KAFKA_TLS) {
-    // Server name = the broker host, for SNI: managed clusters route on it.
-    options.tls = {}
-    options.tlsServerName = true
+    options.tls = config.KAFKA_TLS_CA_FILE === undefined ? {} : { ca: readCaFile(config.KAFKA_TLS_CA_FILE) }
+    // Server name = the broker host, for SNI: managed clusters route on it. Not for an IP address
+    // (RFC 6066 forbids it, and Node warns on stderr); the certificate is still checked against it.
+    options.tlsServerName = !config.KAFKA_BROKERS.every((broker) => isIP(hostOf(broker)) !== 0)
   }
   const sasl = saslOptions(config)
   if (sasl !== undefined) options.sasl = sasl

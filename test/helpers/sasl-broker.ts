@@ -1,6 +1,7 @@
 /**
- * A Kafka broker of a test's own whose client listener requires SASL/PLAIN, started by the local
- * launcher on free ports in a fresh data directory, and the configuration that points the pipeline at it.
+ * A Kafka broker of a test's own whose client listener requires SASL/PLAIN (over TLS with `tls`),
+ * started by the local launcher on free ports in a fresh data directory, and the configuration that
+ * points the pipeline at it.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
@@ -24,11 +25,12 @@ export interface SaslBroker {
 }
 
 /**
- * Starts a broker accepting `username` with `password` (a random one by default).
+ * Starts a broker accepting `username` with `password` (a random one by default); with `tls`, on a
+ * SASL_SSL listener with the launcher's self-signed certificate, which the config trusts.
  * The broker's heap is kept small: other brokers share the machine.
  */
 export async function startSaslBroker(
-  options: { username?: string; password?: string } = {},
+  options: { username?: string; password?: string; tls?: boolean } = {},
 ): Promise<SaslBroker> {
   const username = options.username ?? 'pipeline'
   const password = options.password ?? `kafka-${randomBytes(12).toString('hex')}`
@@ -40,7 +42,9 @@ export async function startSaslBroker(
     port: await freePort(),
     heapMb: 512,
     sasl: { users: { [username]: password } },
+    ...(options.tls ? { tls: true } : {}),
   })
+  const tls = kafka.caFile === undefined ? {} : { KAFKA_TLS: 'true', KAFKA_TLS_CA_FILE: kafka.caFile }
   return {
     kafka,
     dataDir,
@@ -52,6 +56,7 @@ export async function startSaslBroker(
         KAFKA_SASL_MECHANISM: 'PLAIN',
         KAFKA_SASL_USERNAME: username,
         KAFKA_SASL_PASSWORD: password,
+        ...tls,
         ...env,
       }),
     async stop(keep = false) {

@@ -25,7 +25,7 @@ describe('saslServerProperties', () => {
   const launcher = { username: LAUNCHER_SASL_USER, password: 'launcher-pw' }
 
   test('enables PLAIN on the client listener with every user plus the launcher', () => {
-    const lines = saslServerProperties({ alice: 'a-pw', bob: 'b-pw' }, launcher)
+    const lines = saslServerProperties('SASL_PLAINTEXT', { alice: 'a-pw', bob: 'b-pw' }, launcher)
     assert.ok(lines.includes('sasl.enabled.mechanisms=PLAIN'))
     assert.ok(lines.includes('sasl.mechanism.inter.broker.protocol=PLAIN'))
     const jaas = lines.find((l) => l.startsWith('listener.name.sasl_plaintext.plain.sasl.jaas.config='))
@@ -37,7 +37,7 @@ describe('saslServerProperties', () => {
 
   test('escapes quotes and backslashes for JAAS, then for the properties file', () => {
     const password = 'a"b\\c\nö'
-    const [, , line = ''] = saslServerProperties({ alice: password }, launcher)
+    const [, , line = ''] = saslServerProperties('SASL_SSL', { alice: password }, launcher)
     assert.doesNotMatch(line, /\n/, 'one line')
     const jaas = readProperties(line.slice(line.indexOf('=') + 1))
     assert.ok(jaas.includes(' user_alice="a\\"b\\\\c\\nö" '), jaas)

@@ -3,6 +3,9 @@
  * key partitioning, topic specs, error descriptions and deadlines.
  */
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { inspect } from 'node:util'
 import { murmur2 as libraryMurmur2, MultipleErrors, ProtocolError } from '@platformatic/kafka'
@@ -45,6 +48,40 @@ describe('baseClientOptions', () => {
     assert.doesNotMatch(JSON.stringify(options), new RegExp(password))
     const provider = options.sasl?.password
     assert.equal(typeof provider === 'function' ? await provider() : provider, password)
+  })
+})
+
+describe('baseClientOptions with TLS', () => {
+  test('trusts KAFKA_TLS_CA_FILE when given, the system CAs otherwise', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kafka-ca-'))
+    try {
+      const ca = join(dir, 'ca.pem')
+      writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')
+      const options = baseClientOptions(loadConfig({ KAFKA_TLS: 'true', KAFKA_TLS_CA_FILE: ca }), 'admin')
+      assert.match(String((options.tls as { ca?: unknown }).ca), /BEGIN CERTIFICATE/)
+      assert.deepEqual(baseClientOptions(loadConfig({ KAFKA_TLS: 'true' }), 'admin').tls, {})
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('an unreadable CA file is a one-line configuration error naming the variable', () => {
+    assert.throws(
+      () =>
+        baseClientOptions(
+          loadConfig({ KAFKA_TLS: 'true', KAFKA_TLS_CA_FILE: '/nonexistent/ca.pem' }),
+          'admin',
+        ),
+      (error: unknown) =>
+        isPipelineError(error, ErrorCodes.CONFIG_INVALID) && /KAFKA_TLS_CA_FILE=.*ENOENT/.test(error.message),
+    )
+  })
+
+  test('sends the broker host as TLS server name, but never an IP address', () => {
+    const serverName = (brokers: string) =>
+      baseClientOptions(loadConfig({ KAFKA_TLS: 'true', KAFKA_BROKERS: brokers }), 'admin').tlsServerName
+    assert.equal(serverName('kafka.example.com:9093'), true)
+    assert.equal(serverName('127.0.0.1:9093,10.0.0.2:9093'), false)
   })
 })
 
