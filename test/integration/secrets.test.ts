@@ -8,9 +8,11 @@
  * Then every path that logs request details or errors is taken: a source answering 500 until the cycle
  * fails, a source refusing the token (401), a source record failing validation (DLQ `source`), a poison
  * message (DLQ `deserialize`), a view Analytics rejects for good (DLQ `deliver`), the admin API with a
- * wrong token and with the right one. Every stdout/stderr line of every process, every `/metrics`,
- * `/healthz` and `/readyz` answer, every admin answer, every DLQ record (key, raw value, headers) and the
- * broker's own logs are scanned for each token, after checking the scan saw what it must have seen.
+ * wrong token (a replay) and with the right one (a list and a dry-run replay). Every stdout/stderr line
+ * of every process, every `/metrics`, `/healthz` and `/readyz` answer, every admin answer, every DLQ
+ * record (key, raw value, headers) and the broker's own logs are scanned for each token, after checking
+ * the scan saw what it must have seen. (Little is logged at debug level; it is set so that whatever is,
+ * is scanned too.)
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -164,8 +166,13 @@ test('the stack runs with every token set and takes every path that logs details
   await waitForStack('a poison message dead-lettered', logged(consumer, /^poison message/))
 
   const admin = `${consumerUrl}/admin/dlq`
-  const wrong = await fetch(admin, { headers: { authorization: `Bearer ${testSecret('not-admin')}` } })
-  scan.add('admin answer to a wrong token', await wrong.text())
+  // A replay (not a dry run) with a wrong token: refused, and nothing replayed.
+  const wrong = await fetch(`${admin}/replay`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${testSecret('not-admin')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ dryRun: false }),
+  })
+  scan.add('admin answer to a replay with a wrong token', await wrong.text())
   assert.equal(wrong.status, 401)
   const auth = { authorization: `Bearer ${SECRETS.ADMIN_TOKEN}` }
   const list = await fetch(admin, { headers: auth })
