@@ -10,7 +10,7 @@ import { type ManagedChild, spawnChild } from '../infra/child.ts'
 import { type KafkaSaslOptions, launcherSaslFromConfig } from '../infra/kafka-sasl.ts'
 import { cacheDir, projectRoot } from '../infra/paths.ts'
 import { startLocalInfra } from '../infra/stack.ts'
-import { redactUrl } from '../observability/logger.ts'
+import { redactUrl } from '../observability/redact.ts'
 
 function portFromEnv(name: string): number | undefined {
   const raw = process.env[name]

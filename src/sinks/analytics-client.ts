@@ -4,6 +4,7 @@
  * back as a value, so the caller decides what it means.
  */
 import { Pool, errors as undiciErrors } from 'undici'
+import { scrub, secretNeedles } from '../observability/redact.ts'
 import type { AttemptResult } from './outcome.ts'
 
 /** Options of {@link AnalyticsClient}. */
@@ -36,6 +37,8 @@ export class AnalyticsClient {
   readonly #batch: Target | undefined
   readonly #headers: Record<string, string>
   readonly #timeoutMs: number
+  /** The token as it could come back in an error body, which goes to logs and the DLQ. */
+  readonly #tokenNeedles: readonly string[]
 
   constructor(options: AnalyticsClientOptions) {
     const url = new URL(options.url)
@@ -57,6 +60,7 @@ export class AnalyticsClient {
       }
     }
     this.#headers = options.token ? { authorization: `Bearer ${options.token}` } : {}
+    this.#tokenNeedles = secretNeedles([options.token])
   }
 
   /** POSTs `body` (serialized JSON) with its idempotency key to the delivery endpoint. */
@@ -130,7 +134,8 @@ export class AnalyticsClient {
         await response.body.dump().catch(() => undefined)
         return { kind: 'answered', status, body: '', retryAfter: undefined, durationMs: elapsed() }
       }
-      const text = await readPrefix(response.body, ERROR_BODY_PREFIX_BYTES)
+      // Some APIs echo the credentials they refused: an error body never carries our token on.
+      const text = scrub(await readPrefix(response.body, ERROR_BODY_PREFIX_BYTES), this.#tokenNeedles)
       const retryAfter = response.headers['retry-after']
       return {
         kind: 'answered',

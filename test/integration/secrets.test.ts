@@ -16,10 +16,13 @@
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import type { Config } from '../../src/config/env.ts'
 import { type SourceSimulator, startSourceSimulator } from '../../src/simulator/server.ts'
+import { AnalyticsClient } from '../../src/sinks/analytics-client.ts'
 import { consumerEnv } from '../helpers/consumer-process.ts'
 import { uniqueName } from '../helpers/env.ts'
 import { type ReadMessage, readTopicAs } from '../helpers/kafka.ts'
@@ -236,4 +239,27 @@ test('no output of any process, metrics page, admin answer, DLQ record or broker
   assert.equal(scan.count(/\/(metrics|healthz|readyz)$/), 6, 'both services’ three pages are in the scan')
   assert.ok(scan.count(/^DLQ record/) >= 3, 'the DLQ records are in the scan')
   assert.deepEqual(scan.leaks(SECRETS), [])
+})
+
+test('an Analytics that echoes the token it refused: the error body kept for logs and the DLQ does not', async () => {
+  const echo = createServer((req, res) => {
+    res.writeHead(401, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ error: 'invalid credentials', got: req.headers.authorization }))
+  })
+  await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve))
+  const client = new AnalyticsClient({
+    url: `http://127.0.0.1:${(echo.address() as AddressInfo).port}/analytics/data`,
+    token: SECRETS.ANALYTICS_TOKEN,
+    timeoutMs: 5000,
+    connections: 1,
+  })
+  try {
+    const result = await client.post('customer:1:abc', Buffer.from('{}'))
+    assert.equal(result.kind, 'answered')
+    const body = (result as { body: string }).body
+    assert.match(body, /"got":"Bearer \[redacted\]"/, 'the answer is kept, the token is not')
+  } finally {
+    await client.close()
+    await new Promise((resolve) => echo.close(resolve))
+  }
 })

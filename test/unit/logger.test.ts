@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
-import { createLogger, REDACTED, redactUrl, secretNeedles } from '../../src/observability/logger.ts'
+import { createLogger } from '../../src/observability/logger.ts'
+import { REDACTED, redactUrl, secretNeedles } from '../../src/observability/redact.ts'
 
 function capture(secrets: Array<string | undefined> = []) {
   const lines: string[] = []
