@@ -205,3 +205,25 @@ export function kafkaAuthFailure(error: unknown, during: string): PipelineError 
     { cause: error, details: { during } },
   )
 }
+
+// Node's codes for a certificate the client would not accept (OpenSSL verify errors, name mismatch).
+const certificateCode = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/
+
+/**
+ * `PIPELINE_KAFKA_TLS_FAILED` when the client refused the broker's TLS certificate somewhere in
+ * `error`, else undefined. Like a refused login, retrying cannot help.
+ *
+ * @param during - what the client was doing, e.g. `creating or checking the topics a, b`
+ */
+export function kafkaTlsFailure(error: unknown, during: string): PipelineError | undefined {
+  const failed = findInError(error, (e) => certificateCode.test(String((e as { code?: unknown }).code ?? '')))
+  if (failed === undefined) return undefined
+  const code = String((failed as { code?: unknown }).code)
+  // Node appends advice about --use-system-ca that does not apply to a configured client.
+  const reason = failed.message.split(';')[0]?.trim() ?? failed.message
+  return new PipelineError(
+    ErrorCodes.KAFKA_TLS_FAILED,
+    `Kafka TLS failed while ${during}: the broker's certificate was not accepted (${code}: ${reason}); set KAFKA_TLS_CA_FILE to the certificate or CA that signed it, or check the broker address`,
+    { cause: error, details: { during, code } },
+  )
+}

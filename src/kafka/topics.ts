@@ -6,7 +6,13 @@
 import { type Admin, ConfigResourceTypes, findErrorBy } from '@platformatic/kafka'
 import type { Config } from '../config/env.ts'
 import { ErrorCodes, PipelineError } from '../errors.ts'
-import { describeKafkaError, kafkaAuthFailure, kafkaTimeouts, withDeadline } from './connection.ts'
+import {
+  describeKafkaError,
+  kafkaAuthFailure,
+  kafkaTimeouts,
+  kafkaTlsFailure,
+  withDeadline,
+} from './connection.ts'
 
 /** `compact` keeps the latest value per key (a table); `delete` keeps everything for a retention time (a log). */
 export type CleanupPolicy = 'compact' | 'delete'
@@ -235,9 +241,11 @@ export async function ensureTopics(
     )
   } catch (error) {
     if (error instanceof PipelineError) throw error
-    // The first call a service makes: wrong credentials surface here, and deserve their own code.
+    // The first call a service makes: wrong credentials or an untrusted certificate surface here, and
+    // deserve their own codes.
     throw (
       kafkaAuthFailure(error, `creating or checking the topics ${names}`) ??
+      kafkaTlsFailure(error, `creating or checking the topics ${names}`) ??
       new PipelineError(
         ErrorCodes.KAFKA_TOPIC_SETUP_FAILED,
         `Could not create or check the Kafka topics ${names}: ${describeKafkaError(error)}`,

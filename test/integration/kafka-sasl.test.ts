@@ -7,7 +7,7 @@
  *   KAFKA_TLS_CA_FILE) carry Prism's records through it to the Analytics mock;
  * - with a wrong password each service stops at start-up with one line naming the cause and the code
  *   PIPELINE_KAFKA_AUTH_FAILED, never echoing the password; a service that does not trust the TLS
- *   certificate stops with one line naming the certificate problem;
+ *   certificate stops with one line naming the certificate problem (PIPELINE_KAFKA_TLS_FAILED);
  * - the broker's own logs and console never show a password, and its config file is private.
  */
 import assert from 'node:assert/strict'
@@ -153,8 +153,10 @@ for (const tls of [false, true]) {
       test('a producer that does not trust the certificate: one line naming it', async () => {
         const { KAFKA_TLS_CA_FILE: _trusted, ...config } = saslConfig()
         const line = await startupFailure(run('producer', config as Config, uniqueName('untrusted')))
-        assert.match(line.msg, /certificate/i)
-        assert.match(line.msg, /\[PIPELINE_KAFKA_\w+\]$/)
+        assert.match(line.msg, /^producer failed to start: Kafka TLS failed .*certificate was not accepted/)
+        assert.match(line.msg, /KAFKA_TLS_CA_FILE/, 'says what to set')
+        assert.match(line.msg, /\[PIPELINE_KAFKA_TLS_FAILED\]$/)
+        assert.equal((line.err as { code?: unknown }).code, 'PIPELINE_KAFKA_TLS_FAILED')
       })
 
     test('its logs never show a password', () => {

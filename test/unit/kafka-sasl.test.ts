@@ -13,7 +13,7 @@ import {
   saslServerProperties,
   validateSaslUsers,
 } from '../../src/infra/kafka-sasl.ts'
-import { kafkaAuthFailure } from '../../src/kafka/connection.ts'
+import { kafkaAuthFailure, kafkaTlsFailure } from '../../src/kafka/connection.ts'
 
 /** Reads a properties value back the way java.util.Properties does (the escapes we emit). */
 const readProperties = (value: string): string =>
@@ -128,5 +128,35 @@ describe('kafkaAuthFailure', () => {
     assert.equal(kafkaAuthFailure(other, 'x'), undefined)
     assert.equal(kafkaAuthFailure(new ProtocolError('TOPIC_AUTHORIZATION_FAILED'), 'x'), undefined)
     assert.equal(kafkaAuthFailure('not an error', 'x'), undefined)
+  })
+})
+
+describe('kafkaTlsFailure', () => {
+  test('an untrusted certificate: PIPELINE_KAFKA_TLS_FAILED naming the code and KAFKA_TLS_CA_FILE', () => {
+    const tls = Object.assign(
+      new Error(
+        'self-signed certificate; if the root CA is installed locally, try running Node.js with --use-system-ca',
+      ),
+      { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' },
+    )
+    const error = kafkaTlsFailure(
+      new MultipleErrors('Listing topics failed.', [
+        new NetworkError('Connection to b:9093 failed.', { cause: tls }),
+      ]),
+      'creating the topics a',
+    )
+    assert.ok(isPipelineError(error, ErrorCodes.KAFKA_TLS_FAILED))
+    assert.equal(
+      error.message,
+      "Kafka TLS failed while creating the topics a: the broker's certificate was not accepted (DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate); set KAFKA_TLS_CA_FILE to the certificate or CA that signed it, or check the broker address",
+    )
+  })
+
+  test('any other failure: undefined', () => {
+    assert.equal(kafkaTlsFailure(new NetworkError('Connection refused'), 'x'), undefined)
+    assert.equal(
+      kafkaTlsFailure(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }), 'x'),
+      undefined,
+    )
   })
 })
