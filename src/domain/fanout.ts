@@ -52,6 +52,19 @@ export interface SourcePosition {
 }
 
 /**
+ * The text a position is stored as. One encoding everywhere, because stage 1's conditional writes
+ * compare stored positions with this text byte for byte.
+ */
+export function encodePosition(at: SourcePosition): string {
+  return JSON.stringify({
+    topic: at.topic,
+    partition: at.partition,
+    offset: at.offset,
+    timestamp: at.timestamp,
+  })
+}
+
+/**
  * True when `incoming` is an older message of an entity than the one applied at `applied`: the same
  * topic partition, a lower offset and a timestamp no later. Such a message is history read again — a
  * new consumer group or an offset reset replaying from the earliest offset, or a re-read after a crash

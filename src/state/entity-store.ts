@@ -21,7 +21,7 @@
  * product view likewise (both sides refresh it, each after its write). Reading the index before
  * writing the product would open a window where neither side sees the other.
  */
-import { createHash } from 'node:crypto'
+import { encodePosition, type SourcePosition } from '../domain/fanout.ts'
 import type { Customer, Product } from '../domain/records.ts'
 import {
   type CustomerViewInputs,
@@ -33,36 +33,80 @@ import {
   type ViewId,
   type ViewInputs,
 } from '../domain/views.ts'
+import { appliedAtKey } from './applied-store.ts'
 import { chunks, hGetJsonMany } from './bulk.ts'
 import type { Redis } from './redis.ts'
+import { runScript, type Script, script } from './scripts.ts'
 
-// Writes or deletes customers, each moving its reverse-index entries in one atomic step, diffing
-// against the state Redis holds at that moment, so the index stays exactly the customers' productIds
-// even if two processes briefly write the same customer (a rebalance). Customers are taken in ARGV
-// order, so two versions of one customer in a call end with the later one. The index keys derive
-// from the stored productIds, so they cannot all be declared in KEYS: fine on one Redis, not on a
-// cluster.
-// KEYS[1] customer hash; ARGV[1] index key prefix; then per customer: id, state JSON or '' to
-// delete, the number n of its new distinct productIds, and those n ids.
-const WRITE_CUSTOMERS = `
+// True when the message at position ARGV `at` is older than the one the entity's state was last
+// written from (positions hash `key`): same topic partition, lower offset, no later timestamp, as
+// isSuperseded in domain/fanout.ts. Checked inside the write, so a member still writing a batch after a
+// rebalance cannot set back an entity the partition's new owner already moved on.
+const STALE = `
+local function stale(key, id, at)
+  if at == '' then return false end
+  local raw = redis.call('HGET', key, id)
+  if not raw then return false end
+  local old, new = cjson.decode(raw), cjson.decode(at)
+  return old.topic == new.topic and old.partition == new.partition
+    and tonumber(new.offset) < tonumber(old.offset) and tonumber(new.timestamp) <= tonumber(old.timestamp)
+end
+local function place(key, id, at)
+  if at ~= '' then redis.call('HSET', key, id, at) end
+end
+`
+
+// Writes or deletes customers, each moving its reverse-index entries and recording its position in
+// one atomic step, diffing against the state Redis holds at that moment, so the index stays exactly
+// the customers' productIds even if two processes briefly write the same customer (a rebalance).
+// Customers are taken in ARGV order, so two versions of one customer in a call end with the later
+// one; one older than the stored position is not written, and its id is returned. The index keys
+// derive from the stored productIds, so they cannot all be declared in KEYS: fine on one Redis, not
+// on a cluster.
+// KEYS[1] customer hash, KEYS[2] positions; ARGV[1] index key prefix; then per customer: id, state
+// JSON or '' to delete, position or '' (unconditional), the number n of its new distinct productIds,
+// and those n ids.
+const WRITE_CUSTOMERS = `${STALE}
+local skipped = {}
 local i = 2
 while i <= #ARGV do
-  local id, json, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local keep = {}
-  for j = i + 3, i + 2 + n do
-    keep[ARGV[j]] = true
-    redis.call('ZADD', ARGV[1] .. ARGV[j], 0, id)
-  end
-  local old = redis.call('HGET', KEYS[1], id)
-  if old then
-    for _, productId in ipairs(cjson.decode(old).data.productIds) do
-      if not keep[productId] then redis.call('ZREM', ARGV[1] .. productId, id) end
+  local id, json, at, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  if stale(KEYS[2], id, at) then
+    skipped[#skipped + 1] = id
+  else
+    local keep = {}
+    for j = i + 4, i + 3 + n do
+      keep[ARGV[j]] = true
+      redis.call('ZADD', ARGV[1] .. ARGV[j], 0, id)
     end
+    local old = redis.call('HGET', KEYS[1], id)
+    if old then
+      for _, productId in ipairs(cjson.decode(old).data.productIds) do
+        if not keep[productId] then redis.call('ZREM', ARGV[1] .. productId, id) end
+      end
+    end
+    if json == '' then redis.call('HDEL', KEYS[1], id) else redis.call('HSET', KEYS[1], id, json) end
+    place(KEYS[2], id, at)
   end
-  if json == '' then redis.call('HDEL', KEYS[1], id) else redis.call('HSET', KEYS[1], id, json) end
-  i = i + 3 + n
+  i = i + 4 + n
 end
-return 1
+return skipped
+`
+
+// Writes or deletes products with their positions, skipping (and returning) those older than the
+// stored position. KEYS[1] product hash, KEYS[2] positions; ARGV: triples of id, JSON or '', position.
+const WRITE_PRODUCTS = `${STALE}
+local skipped = {}
+for i = 1, #ARGV, 3 do
+  local id, json, at = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if stale(KEYS[2], id, at) then
+    skipped[#skipped + 1] = id
+  else
+    if json == '' then redis.call('HDEL', KEYS[1], id) else redis.call('HSET', KEYS[1], id, json) end
+    place(KEYS[2], id, at)
+  end
+end
+return skipped
 `
 
 // Per index key: its size and its first ARGV[1] members (ARGV[1] > 0), each pair read atomically.
@@ -82,14 +126,11 @@ return out
 /** Product views per script call of the references read: short scripts, as above. */
 const REFERENCES_PER_CALL = 250
 
-/** A Lua script and its SHA-1, for EVALSHA. */
-interface Script {
-  readonly source: string
-  readonly sha: string
+const SCRIPTS = {
+  writeCustomers: script(WRITE_CUSTOMERS),
+  writeProducts: script(WRITE_PRODUCTS),
+  references: script(REFERENCES),
 }
-
-const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') })
-const SCRIPTS = { writeCustomers: script(WRITE_CUSTOMERS), references: script(REFERENCES) }
 
 /**
  * Customers per script call of {@link EntityStore.writeCustomers}: one call instead of one per
@@ -98,11 +139,27 @@ const SCRIPTS = { writeCustomers: script(WRITE_CUSTOMERS), references: script(RE
  */
 const CUSTOMERS_PER_CALL = 100
 
-/** A customer to write (its record) or to delete (null), for {@link EntityStore.writeCustomers}. */
-export interface CustomerWrite {
+/**
+ * An entity to write (its record) or to delete (null), for {@link EntityStore.writeCustomers} and
+ * {@link EntityStore.writeProducts}, with the position of the message it comes from: a write older
+ * than the stored position is skipped. Without `at` the write is unconditional.
+ */
+export interface EntityWrite<T> {
   readonly id: string
-  readonly stored: StoredEntity<Customer> | null
+  readonly stored: StoredEntity<T> | null
+  readonly at?: SourcePosition
 }
+
+/** A customer to write or delete. */
+export type CustomerWrite = EntityWrite<Customer>
+
+/** A product to write or delete. */
+export type ProductWrite = EntityWrite<Product>
+
+const positionArg = (at: SourcePosition | undefined): string => (at === undefined ? '' : encodePosition(at))
+
+/** Products per script call of {@link EntityStore.writeProducts}. */
+const PRODUCTS_PER_CALL = 200
 
 /** Options of {@link EntityStore.loadViewInputs}. */
 export interface LoadViewOptions {
@@ -146,56 +203,70 @@ export class EntityStore {
     return this.#getMany('product', ids)
   }
 
-  async #run(which: Script, keys: string[], args: string[]): Promise<unknown> {
-    const options = { keys, arguments: args }
-    try {
-      return await this.#redis.evalSha(which.sha, options)
-    } catch (error) {
-      // First use on this Redis (or after SCRIPT FLUSH / a restart): EVAL also caches the script.
-      if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error
-      return await this.#redis.eval(which.source, options)
-    }
+  #run(which: Script, keys: string[], args: string[]): Promise<unknown> {
+    return runScript(this.#redis, which, keys, args)
+  }
+
+  get #customerKeys(): string[] {
+    return [this.#entityKey('customer'), appliedAtKey(this.#prefix, 'customer')]
   }
 
   /**
    * Stores or deletes `writes`, in order (the later of two writes of one customer wins), each
-   * atomically with its reverse-index entries: the customer is added to the index of each of its
-   * products and removed from those it no longer lists. A hundred customers go in one script call;
-   * calls issued in order run in order (one connection).
+   * atomically with its reverse-index entries and its position: the customer is added to the index
+   * of each of its products and removed from those it no longer lists. A write older than the
+   * customer's stored position is skipped. A hundred customers go in one script call; calls issued
+   * in order run in order (one connection).
+   *
+   * @returns the ids whose write was skipped as older than the stored position
    */
-  async writeCustomers(writes: readonly CustomerWrite[]): Promise<void> {
-    const calls: Promise<void>[] = []
+  async writeCustomers(writes: readonly CustomerWrite[]): Promise<string[]> {
+    const calls: Promise<unknown>[] = []
     for (let i = 0; i < writes.length; i += CUSTOMERS_PER_CALL) {
       const args: string[] = []
-      for (const { id, stored } of writes.slice(i, i + CUSTOMERS_PER_CALL)) {
+      for (const { id, stored, at } of writes.slice(i, i + CUSTOMERS_PER_CALL)) {
         const productIds = stored ? [...new Set(stored.data.productIds)] : []
-        args.push(id, stored ? JSON.stringify(stored) : '', String(productIds.length), ...productIds)
+        args.push(id, stored ? JSON.stringify(stored) : '', positionArg(at), String(productIds.length))
+        args.push(...productIds)
       }
-      calls.push(
-        this.#run(SCRIPTS.writeCustomers, [this.#entityKey('customer')], [this.#indexPrefix, ...args]).then(
-          () => undefined,
-        ),
-      )
+      calls.push(this.#run(SCRIPTS.writeCustomers, this.#customerKeys, [this.#indexPrefix, ...args]))
     }
-    await Promise.all(calls)
+    return ((await Promise.all(calls)) as string[][]).flat()
+  }
+
+  /**
+   * Stores or deletes products, each with its position, in order; a write older than the product's
+   * stored position is skipped. Write them *before* reading {@link customersOf} (see the module comment).
+   *
+   * @returns the ids whose write was skipped as older than the stored position
+   */
+  async writeProducts(writes: readonly ProductWrite[]): Promise<string[]> {
+    const keys = [this.#entityKey('product'), appliedAtKey(this.#prefix, 'product')]
+    const calls = chunks(writes, PRODUCTS_PER_CALL).map((slice) => {
+      const args: string[] = []
+      for (const { id, stored, at } of slice)
+        args.push(id, stored ? JSON.stringify(stored) : '', positionArg(at))
+      return this.#run(SCRIPTS.writeProducts, keys, args)
+    })
+    return ((await Promise.all(calls)) as string[][]).flat()
   }
 
   /**
    * Stores `customer` and, atomically with it, adds it to the index of each of its products and
    * removes it from those it no longer lists (see {@link writeCustomers} for many at once).
    */
-  upsertCustomer(customer: StoredEntity<Customer>): Promise<void> {
-    return this.writeCustomers([{ id: customer.data.id, stored: customer }])
+  async upsertCustomer(customer: StoredEntity<Customer>): Promise<void> {
+    await this.writeCustomers([{ id: customer.data.id, stored: customer }])
   }
 
   /** Deletes customer `id` and, atomically with it, its entries in the reverse index. */
-  deleteCustomer(id: string): Promise<void> {
-    return this.writeCustomers([{ id, stored: null }])
+  async deleteCustomer(id: string): Promise<void> {
+    await this.writeCustomers([{ id, stored: null }])
   }
 
   /** Stores `product`. Write it *before* reading {@link customersOf} (see the module comment). */
   async upsertProduct(product: StoredEntity<Product>): Promise<void> {
-    await this.#redis.hSet(this.#entityKey('product'), product.data.id, JSON.stringify(product))
+    await this.writeProducts([{ id: product.data.id, stored: product }])
   }
 
   /**
@@ -203,7 +274,7 @@ export class EntityStore {
    * and a product that comes back finds them.
    */
   async deleteProduct(id: string): Promise<void> {
-    await this.#redis.hDel(this.#entityKey('product'), id)
+    await this.writeProducts([{ id, stored: null }])
   }
 
   /** How many customers list product `productId`. */

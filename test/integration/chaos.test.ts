@@ -15,19 +15,8 @@ import { formatReport } from '../../chaos/report.ts'
 import { runChaos } from '../../chaos/runner.ts'
 import { cacheDir } from '../../src/infra/paths.ts'
 
-/**
- * Known issue, so a failure is reported but does not fail the suite yet: a stage-1 batch still being
- * applied by a consumer after a rebalance gave its partition to another member can write an older
- * version of a customer over the newer one the new owner applied (seen once in three short runs:
- * customer_data partition 5, offsets 482 and 491; the newer message was skipped as a duplicate, then
- * regressed). Entity writes need a position guard in Redis; remove `todo` once they have one.
- */
-const knownIssue =
-  'stage 1 can regress an entity when a batch outlives a rebalance (entity writes need a position guard)'
-
 test('chaos: 20+ kills, broker and Redis restarts, sink outage and slowness, source storms: exact join, no double, DLQ as injected', {
   timeout: 900_000,
-  todo: knownIssue,
 }, async (t) => {
   const lines: string[] = []
   const result = await runChaos({

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
+import type { SourcePosition } from '../../src/domain/fanout.ts'
 import { computeView, type ViewId } from '../../src/domain/views.ts'
 import { AppliedStore } from '../../src/state/applied-store.ts'
 import { EntityStore } from '../../src/state/entity-store.ts'
@@ -101,35 +102,80 @@ test('customersOf walks the index in byte order by pages and skips no member whe
   assert.deepEqual(seen, sorted)
 })
 
-test('applied snapshots: read many, write after publishing, deletion forgets, last entry wins', async () => {
-  const applied = new AppliedStore(testRedis.redis, newPrefix())
+/** Where a message of partition 0 of `topic` sits; its timestamp grows with the offset unless given. */
+const at = (offset: number, timestamp = 1000 + offset, topic = 'customers'): SourcePosition => ({
+  topic,
+  partition: 0,
+  offset: String(offset),
+  timestamp: String(timestamp),
+})
+
+test('applied snapshots: written only while the stored position is the batch’s own; deletion forgets; last entry wins', async () => {
+  const prefix = newPrefix()
+  const applied = new AppliedStore(testRedis.redis, prefix)
+  const store = new EntityStore(testRedis.redis, prefix)
   assert.equal((await applied.read('customer', ['1'])).size, 0)
-  await applied.write('customer', [
-    ['1', { hash: 'h1', productIds: ['100'] }],
-    ['2', { hash: 'h2', productIds: [] }],
-    ['1', { hash: 'h1b', productIds: ['200'] }],
+  await store.writeCustomers([
+    { id: '1', stored: customer('1', ['200']), at: at(5) },
+    { id: '2', stored: customer('2', []), at: at(6) },
   ])
-  await applied.write('product', [['1', { hash: 'p1' }]])
-  const read = await applied.read('customer', ['1', '2', '3'])
-  assert.deepEqual(Object.fromEntries(read), {
+  await applied.writeIfCurrent('customer', [
+    ['1', { hash: 'h1', productIds: ['100'] }, at(5)],
+    ['2', { hash: 'h2', productIds: [] }, at(6)],
+    ['1', { hash: 'h1b', productIds: ['200'] }, at(5)],
+  ])
+  assert.deepEqual(Object.fromEntries(await applied.read('customer', ['1', '2', '3'])), {
     '1': { hash: 'h1b', productIds: ['200'] },
     '2': { hash: 'h2', productIds: [] },
   })
-  assert.deepEqual(Object.fromEntries(await applied.read('product', ['1'])), { '1': { hash: 'p1' } })
-  await applied.write('customer', [
-    ['2', undefined],
-    ['3', { hash: 'h3', productIds: [] }],
-    ['3', undefined],
-  ])
+
+  // Another member applied a later message of customer 2 meanwhile (a rebalance): the stale
+  // batch's snapshot is refused, the later one is written.
+  await store.writeCustomers([{ id: '2', stored: null, at: at(9) }])
+  await applied.writeIfCurrent('customer', [['2', { hash: 'stale', productIds: [] }, at(6)]])
+  assert.deepEqual((await applied.read('customer', ['2'])).get('2'), { hash: 'h2', productIds: [] })
+  await applied.writeIfCurrent('customer', [['2', undefined, at(9)]])
   assert.deepEqual([...(await applied.read('customer', ['1', '2', '3'])).keys()], ['1'])
-  const many = Array.from({ length: 2500 }, (_, i) => [`m${i}`, { hash: `h${i}` }] as const)
-  await applied.write('product', many)
-  const back = await applied.read(
+
+  const many = Array.from({ length: 2500 }, (_, i) => `m${i}`)
+  await store.writeProducts(many.map((id) => ({ id, stored: product(id), at: at(1, 1, 'products') })))
+  await applied.writeIfCurrent(
     'product',
-    many.map(([id]) => id),
+    many.map((id, i) => [id, { hash: `h${i}` }, at(1, 1, 'products')] as const),
   )
+  const back = await applied.read('product', many)
   assert.equal(back.size, 2500)
   assert.deepEqual(back.get('m2499'), { hash: 'h2499' })
+})
+
+test('a write older than the stored position is skipped and reported, index untouched; the same position rewrites', async () => {
+  const prefix = newPrefix()
+  const store = new EntityStore(testRedis.redis, prefix)
+  assert.deepEqual(await store.writeCustomers([{ id: 'c', stored: customer('c', ['p2']), at: at(10) }]), [])
+  assert.deepEqual(
+    await store.writeCustomers([
+      { id: 'c', stored: customer('c', ['p1']), at: at(7) },
+      { id: 'd', stored: customer('d', ['p1']), at: at(8) },
+    ]),
+    ['c'],
+    'only the older write is skipped',
+  )
+  assert.deepEqual((await store.getCustomers(['c'])).get('c'), customer('c', ['p2']))
+  assert.deepEqual(await members(store, 'p1'), ['d'])
+
+  // A batch reprocessed after a crash writes again from the same position.
+  assert.deepEqual(await store.writeCustomers([{ id: 'c', stored: customer('c', ['p3']), at: at(10) }]), [])
+  assert.deepEqual(await members(store, 'p3'), ['c'])
+  // A recreated topic restarts its offsets with later timestamps: not history.
+  assert.deepEqual(await store.writeCustomers([{ id: 'c', stored: customer('c', []), at: at(1, 9999) }]), [])
+
+  // A deletion keeps the position, so an older upsert cannot bring the product back.
+  assert.deepEqual(await store.writeProducts([{ id: 'p', stored: null, at: at(12, 1012, 'products') }]), [])
+  assert.deepEqual(
+    await store.writeProducts([{ id: 'p', stored: product('p'), at: at(11, 1011, 'products') }]),
+    ['p'],
+  )
+  assert.equal((await store.getProducts(['p'])).size, 0)
 })
 
 test('loadViewInputs: a customer with a missing product, a product referenced by 3 customers', async () => {

@@ -7,11 +7,15 @@
  *    so a message reprocessed after a crash between steps 2 and 4 republishes the same refreshes —
  *    and where the last applied message was read: an older one (a replay) is skipped, see
  *    `isSuperseded`;
- * 2. write customer state and reverse index, then product state — then read the reverse index for
- *    changed products: of a concurrent customer/product pair, whichever reads second sees the other;
+ * 2. write customer state and reverse index, then product state, each with its source position and
+ *    skipped when a later message of the entity was written meanwhile (a member that lost the
+ *    partition in a rebalance must not set back what the new owner applied) — then read the reverse
+ *    index for changed products: of a concurrent customer/product pair, whichever reads second sees
+ *    the other;
  * 3. tick the view clock and publish the refresh requests stamped with it (acknowledged by Kafka):
  *    an evaluation that read the clock at that value or later saw this batch's writes;
- * 4. write the applied snapshots; the caller then commits the offsets.
+ * 4. write the applied snapshots, each only while its entity's stored position is still this
+ *    batch's; the caller then commits the offsets.
  */
 
 import { type DlqEntry, messageOrigin } from '../../dlq/entry.ts'
@@ -31,7 +35,7 @@ import type { DeadLetterWriter, MessagePublisher } from '../../kafka/ports.ts'
 import type { Logger } from '../../observability/logger.ts'
 import type { ConsumerMetrics } from '../../observability/metrics.ts'
 import type { AppliedStore } from '../../state/applied-store.ts'
-import type { CustomerWrite, EntityStore } from '../../state/entity-store.ts'
+import type { CustomerWrite, EntityStore, ProductWrite } from '../../state/entity-store.ts'
 import type { ViewClock } from '../../state/view-clock.ts'
 import { refreshMessage } from './refresh.ts'
 
@@ -93,6 +97,30 @@ class RefreshSet {
   entries(): IterableIterator<[ViewId, string]> {
     return this.#views.entries()
   }
+}
+
+/** Each snapshot with the position its state was written from (both maps have the same ids). */
+function* withPositions(
+  snapshots: ReadonlyMap<string, AppliedSnapshot | undefined>,
+  positions: ReadonlyMap<string, SourcePosition>,
+): Generator<readonly [string, AppliedSnapshot | undefined, SourcePosition]> {
+  for (const [id, snapshot] of snapshots) {
+    const at = positions.get(id)
+    if (at !== undefined) yield [id, snapshot, at]
+  }
+}
+
+/**
+ * Writes skipped because a later message of the entity was applied meanwhile: this member read the
+ * batch before a rebalance handed its partition to another, which moved on. Nothing is lost (the
+ * later version stays), so a line says it and the batch goes on.
+ */
+function logStale(ctx: ApplyContext, entity: EntityName, ids: readonly string[]): void {
+  if (ids.length === 0) return
+  ctx.logger.info(
+    { entity, count: ids.length, ids: ids.slice(0, 10) },
+    `${ids.length} ${entity} writes skipped: a later message was applied by another member (rebalance)`,
+  )
 }
 
 /** Handles one batch of source-topic messages; resolves once every effect is durable. */
@@ -167,16 +195,16 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
       skip(change, 'customer')
       continue
     }
-    customerWrites.push({ id: change.id, stored: change.stored })
+    customerWrites.push({ id: change.id, stored: change.stored, at: positionOf(change.message) })
     customerNext.set(change.id, fanout.applied)
     positions.customer.set(change.id, positionOf(change.message))
     refreshes.add(fanout.views, change.stored?.polledAt ?? new Date().toISOString())
     ctx.metrics.messages.inc({ topic: change.message.topic, result: 'applied' })
   }
-  await ctx.entities.writeCustomers(customerWrites)
+  logStale(ctx, 'customer', await ctx.entities.writeCustomers(customerWrites))
 
   // Products: state first, then the reverse index is read (see the module comment).
-  const productWrites: Promise<void>[] = []
+  const productWrites: ProductWrite[] = []
   const productChanges: Array<{ change: Change<Product>; applied: AppliedSnapshot | undefined }> = []
   const productNext = new Map<string, AppliedSnapshot | undefined>()
   for (const change of products) {
@@ -189,15 +217,13 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
       skip(change, 'product')
       continue
     }
-    productWrites.push(
-      change.stored ? ctx.entities.upsertProduct(change.stored) : ctx.entities.deleteProduct(change.id),
-    )
+    productWrites.push({ id: change.id, stored: change.stored, at: positionOf(change.message) })
     productNext.set(change.id, incoming ? { hash: incoming.contentHash } : undefined)
     positions.product.set(change.id, positionOf(change.message))
     productChanges.push({ change, applied })
     ctx.metrics.messages.inc({ topic: change.message.topic, result: 'applied' })
   }
-  await Promise.all(productWrites)
+  logStale(ctx, 'product', await ctx.entities.writeProducts(productWrites))
   const referencing = new Map<string, string[]>()
   await Promise.all(
     [...new Set(productChanges.map(({ change }) => change.id))].map(async (id) => {
@@ -223,9 +249,7 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
     ctx.metrics.refreshes.inc({ reason: 'change' }, messages.length)
   }
   await Promise.all([
-    ctx.applied.write('customer', customerNext.entries()),
-    ctx.applied.write('product', productNext.entries()),
-    ctx.applied.writePositions('customer', positions.customer.entries()),
-    ctx.applied.writePositions('product', positions.product.entries()),
+    ctx.applied.writeIfCurrent('customer', withPositions(customerNext, positions.customer)),
+    ctx.applied.writeIfCurrent('product', withPositions(productNext, positions.product)),
   ])
 }
