@@ -18,7 +18,7 @@
  *    batch's; the caller then commits the offsets.
  */
 
-import { type DlqEntry, messageOrigin } from '../../dlq/entry.ts'
+import { cut, type DlqEntry, messageOrigin } from '../../dlq/entry.ts'
 import { decodeSourceMessage, rawPayload } from '../../domain/decode.ts'
 import {
   type AppliedSnapshot,
@@ -139,7 +139,8 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
           topic: message.topic,
           partition: message.partition,
           offset: String(message.offset),
-          key: message.key,
+          // A key can be as large as a message: the log keeps its head (the DLQ entry keeps 1 KiB).
+          key: message.key === null ? null : cut(message.key, 256),
         },
         `poison message on ${message.topic} (${decoded.stage}): ${decoded.reason}; dead-lettered`,
       )
