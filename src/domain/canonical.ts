@@ -56,7 +56,9 @@ function isCanonicalLeaf(value: unknown): boolean {
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys)
   if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
-    const out: Record<string, unknown> = {}
+    // No prototype: JSON.parse gives an own `__proto__` member, which on a plain object would set
+    // the prototype instead and vanish from the JSON (the hash would then depend on key order).
+    const out: Record<string, unknown> = Object.create(null)
     for (const key of Object.keys(value).sort()) {
       const member = (value as Record<string, unknown>)[key]
       if (member !== undefined) out[key] = sortKeys(member)

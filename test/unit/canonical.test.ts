@@ -23,7 +23,7 @@ function reference(value: unknown): string {
   const sort = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(sort)
     if (v !== null && typeof v === 'object' && !(v instanceof Date)) {
-      const out: Record<string, unknown> = {}
+      const out: Record<string, unknown> = Object.create(null)
       for (const key of Object.keys(v).sort()) {
         const member = (v as Record<string, unknown>)[key]
         if (member !== undefined) out[key] = sort(member)
@@ -39,8 +39,13 @@ function reference(value: unknown): string {
 function presorted(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(presorted)
   if (value === null || typeof value !== 'object' || value instanceof Date) return value
+  // A plain object (so the fast path takes it), members defined rather than assigned (so an own
+  // `__proto__` stays a member).
   const out: Record<string, unknown> = {}
-  for (const key of Object.keys(value).sort()) out[key] = presorted((value as Record<string, unknown>)[key])
+  for (const key of Object.keys(value).sort()) {
+    const member = presorted((value as Record<string, unknown>)[key])
+    Object.defineProperty(out, key, { value: member, enumerable: true, writable: true, configurable: true })
+  }
   return out
 }
 
@@ -62,6 +67,13 @@ test('canonical JSON is the same bytes whether or not the keys already arrive so
     '{"9":"b","10":"a","x":[1,{"a":2,"b":1}]}',
   )
   assert.equal(canonicalJson({ a: new Date(0), b: -0 }), '{"a":"1970-01-01T00:00:00.000Z","b":0}')
+})
+
+test('an own __proto__ member (as JSON.parse makes it) is kept, whatever the key order', () => {
+  // Found by the property above: the sorted copy assigned it, which sets a prototype instead.
+  const expected = '{"__proto__":{"a":1},"b":1}'
+  assert.equal(canonicalJson(JSON.parse('{"__proto__":{"a":1},"b":1}')), expected)
+  assert.equal(canonicalJson(JSON.parse('{"b":1,"__proto__":{"a":1}}')), expected)
 })
 
 test('hashOfCanonical of the canonical JSON is the content hash', () => {
