@@ -56,12 +56,21 @@ function isCanonicalLeaf(value: unknown): boolean {
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys)
   if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
-    // No prototype: JSON.parse gives an own `__proto__` member, which on a plain object would set
-    // the prototype instead and vanish from the JSON (the hash would then depend on key order).
-    const out: Record<string, unknown> = Object.create(null)
+    const out: Record<string, unknown> = {}
     for (const key of Object.keys(value).sort()) {
       const member = (value as Record<string, unknown>)[key]
-      if (member !== undefined) out[key] = sortKeys(member)
+      if (member === undefined) continue
+      // JSON.parse gives an own `__proto__` member; assigned, it would set the prototype instead and
+      // vanish from the JSON (the hash would then depend on key order). A null-prototype copy would
+      // avoid that too, but V8 keeps such objects in slow dictionary mode.
+      if (key === '__proto__') {
+        Object.defineProperty(out, key, {
+          value: sortKeys(member),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        })
+      } else out[key] = sortKeys(member)
     }
     return out
   }
