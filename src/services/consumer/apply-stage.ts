@@ -99,16 +99,15 @@ class RefreshSet {
   }
 }
 
-/** Each snapshot with the position its state was written from (both maps have the same ids). */
-function* withPositions(
-  snapshots: ReadonlyMap<string, AppliedSnapshot | undefined>,
-  positions: ReadonlyMap<string, SourcePosition>,
-): Generator<readonly [string, AppliedSnapshot | undefined, SourcePosition]> {
-  for (const [id, snapshot] of snapshots) {
-    const at = positions.get(id)
-    if (at !== undefined) yield [id, snapshot, at]
-  }
+/** What a batch leaves of an entity: the snapshot to record and the position its state was written from. */
+interface Next {
+  readonly snapshot: AppliedSnapshot | undefined
+  readonly at: SourcePosition
 }
+
+/** The entries {@link AppliedStore.writeIfCurrent} takes. */
+const snapshotEntries = (next: ReadonlyMap<string, Next>) =>
+  [...next].map(([id, { snapshot, at }]) => [id, snapshot, at] as const)
 
 /**
  * Writes skipped because a later message of the entity was applied meanwhile: this member read the
@@ -169,10 +168,6 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
     ctx.applied.readPositions('customer', customerIds),
     ctx.applied.readPositions('product', productIds),
   ])
-  const positions = {
-    customer: new Map<string, SourcePosition>(),
-    product: new Map<string, SourcePosition>(),
-  }
   const verbose = batch.length <= (ctx.logThreshold ?? 100)
   const skip = (change: Change<unknown>, entity: EntityName) => {
     ctx.metrics.duplicates.inc({ entity })
@@ -184,21 +179,22 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
 
   // Customers: state and reverse index first (step 2), fan-out from the applied chain.
   const customerWrites: CustomerWrite[] = []
-  const customerNext = new Map<string, AppliedSnapshot | undefined>()
+  const customerNext = new Map<string, Next>()
   for (const change of customers) {
-    const applied = customerNext.has(change.id) ? customerNext.get(change.id) : customerApplied.get(change.id)
+    const next = customerNext.get(change.id)
+    const applied = next ? next.snapshot : customerApplied.get(change.id)
+    const at = positionOf(change.message)
     const incoming = change.stored && {
       contentHash: change.stored.contentHash,
       productIds: change.stored.data.productIds,
     }
     const fanout = customerFanout(change.id, applied, incoming)
-    if (fanout.kind === 'duplicate' || isSuperseded(customerAt.get(change.id), positionOf(change.message))) {
+    if (fanout.kind === 'duplicate' || isSuperseded(customerAt.get(change.id), at)) {
       skip(change, 'customer')
       continue
     }
-    customerWrites.push({ id: change.id, stored: change.stored, at: positionOf(change.message) })
-    customerNext.set(change.id, fanout.applied)
-    positions.customer.set(change.id, positionOf(change.message))
+    customerWrites.push({ id: change.id, stored: change.stored, at })
+    customerNext.set(change.id, { snapshot: fanout.applied, at })
     refreshes.add(fanout.views, change.stored?.polledAt ?? new Date().toISOString())
     ctx.metrics.messages.inc({ topic: change.message.topic, result: 'applied' })
   }
@@ -207,20 +203,18 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
   // Products: state first, then the reverse index is read (see the module comment).
   const productWrites: ProductWrite[] = []
   const productChanges: Array<{ change: Change<Product>; applied: AppliedSnapshot | undefined }> = []
-  const productNext = new Map<string, AppliedSnapshot | undefined>()
+  const productNext = new Map<string, Next>()
   for (const change of products) {
-    const applied = productNext.has(change.id) ? productNext.get(change.id) : productApplied.get(change.id)
+    const next = productNext.get(change.id)
+    const applied = next ? next.snapshot : productApplied.get(change.id)
+    const at = positionOf(change.message)
     const incoming = change.stored && { contentHash: change.stored.contentHash }
-    if (
-      isDuplicate(applied, incoming) ||
-      isSuperseded(productAt.get(change.id), positionOf(change.message))
-    ) {
+    if (isDuplicate(applied, incoming) || isSuperseded(productAt.get(change.id), at)) {
       skip(change, 'product')
       continue
     }
-    productWrites.push({ id: change.id, stored: change.stored, at: positionOf(change.message) })
-    productNext.set(change.id, incoming ? { hash: incoming.contentHash } : undefined)
-    positions.product.set(change.id, positionOf(change.message))
+    productWrites.push({ id: change.id, stored: change.stored, at })
+    productNext.set(change.id, { snapshot: incoming ? { hash: incoming.contentHash } : undefined, at })
     productChanges.push({ change, applied })
     ctx.metrics.messages.inc({ topic: change.message.topic, result: 'applied' })
   }
@@ -250,7 +244,7 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
     ctx.metrics.refreshes.inc({ reason: 'change' }, messages.length)
   }
   await Promise.all([
-    ctx.applied.writeIfCurrent('customer', withPositions(customerNext, positions.customer)),
-    ctx.applied.writeIfCurrent('product', withPositions(productNext, positions.product)),
+    ctx.applied.writeIfCurrent('customer', snapshotEntries(customerNext)),
+    ctx.applied.writeIfCurrent('product', snapshotEntries(productNext)),
   ])
 }
