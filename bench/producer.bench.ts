@@ -11,7 +11,8 @@
  *  - the same re-poll with `array` listings, whose ETag makes the second poll a 304;
  *  - the producer process's CPU time and RSS.
  * Kafka and Redis are started on free ports under .cache/bench-runs/ unless KAFKA_BROKERS and
- * REDIS_URL point at running ones. Options: `--customers N`, `--products N`, `--page-size N`, and
+ * REDIS_URL point at running ones. Options: `--customers N`, `--products N`, `--page-size N`,
+ * `--scan-threads N` (`SOURCE_SCAN_THREADS`; 0 scans on the main thread), and
  * `--profile DIR` to write one CPU profile per phase of this process (`producer-first-sync.cpuprofile`,
  * …) to DIR, for Chrome DevTools, without the infrastructure's start-up in them.
  */
@@ -71,9 +72,8 @@ async function setPaging(url: string, style: string): Promise<void> {
   if (!response.ok) throw new Error(`simulator settings: HTTP ${response.status} ${await response.text()}`)
 }
 
-/** CPU time of this process in seconds since `since`. */
-function cpuSeconds(since: NodeJS.CpuUsage): number {
-  const used = process.cpuUsage(since)
+/** CPU time of this process in seconds since `since` (or `used`, a difference already taken). */
+function cpuSeconds(since: NodeJS.CpuUsage, used = process.cpuUsage(since)): number {
   return (used.user + used.system) / 1e6
 }
 
@@ -101,7 +101,10 @@ async function infraCpuSeconds(pids: ReadonlyMap<string, number>): Promise<Map<s
 interface Phase {
   readonly summaries: CycleSummary[]
   readonly seconds: number
+  /** CPU seconds of the whole producer process (main thread, scan workers, GC and libuv threads). */
   readonly cpu: number
+  /** CPU seconds of the producer's main thread alone: what bounds a sync. */
+  readonly mainCpu: number
   readonly simulatorCpu: number
   /** CPU seconds of the Kafka broker and Redis, when this bench launched them. */
   readonly infraCpu: ReadonlyMap<string, number>
@@ -148,6 +151,7 @@ async function both(
   name: string,
 ): Promise<Phase> {
   const cpuBefore = process.cpuUsage()
+  const mainBefore = process.threadCpuUsage()
   const simBefore = await processCpuSeconds(pids.simulator)
   const infraBefore = await infraCpuSeconds(pids.infra)
   const machineBefore = await machineTicks()
@@ -163,6 +167,7 @@ async function both(
     summaries,
     seconds,
     cpu: cpuSeconds(cpuBefore),
+    mainCpu: cpuSeconds(mainBefore, process.threadCpuUsage(mainBefore)),
     simulatorCpu: (await processCpuSeconds(pids.simulator)) - simBefore,
     infraCpu: await infraCpuSeconds(pids.infra).then(
       (after) => new Map([...after].map(([part, cpu]) => [part, cpu - (infraBefore.get(part) ?? 0)])),
@@ -181,7 +186,7 @@ function cpuLine(phase: Phase): string {
   // CPU per record does not depend on how busy the machine is, unlike records/s.
   const records = total(phase, 'fetched')
   const perRecord = (cpu: number) => (records > 0 ? `, ${((cpu * 1e6) / records).toFixed(1)} µs/record` : '')
-  return `producer CPU ${phase.cpu.toFixed(2)} s (${Math.round((100 * phase.cpu) / phase.seconds)}% of one core${perRecord(phase.cpu)}), simulator CPU ${phase.simulatorCpu.toFixed(2)} s, ${[...phase.infraCpu].map(([part, cpu]) => `${part} CPU ${cpu.toFixed(2)} s${perRecord(cpu)}, `).join('')}all ${availableParallelism()} cores ${Math.round(100 * phase.machineBusy)}% busy; producer RSS ${mib(phase.rss)} after`
+  return `producer CPU ${phase.cpu.toFixed(2)} s (${Math.round((100 * phase.cpu) / phase.seconds)}% of one core${perRecord(phase.cpu)}; main thread ${phase.mainCpu.toFixed(2)} s, ${Math.round((100 * phase.mainCpu) / phase.seconds)}%${perRecord(phase.mainCpu)}), simulator CPU ${phase.simulatorCpu.toFixed(2)} s, ${[...phase.infraCpu].map(([part, cpu]) => `${part} CPU ${cpu.toFixed(2)} s${perRecord(cpu)}, `).join('')}all ${availableParallelism()} cores ${Math.round(100 * phase.machineBusy)}% busy; producer RSS ${mib(phase.rss)} after`
 }
 
 function firstSyncLine(label: string, phase: Phase): string {
@@ -206,6 +211,7 @@ async function main(): Promise<void> {
       customers: { type: 'string', default: '100000' },
       products: { type: 'string', default: '10000' },
       'page-size': { type: 'string', default: '1000' },
+      'scan-threads': { type: 'string' },
       profile: { type: 'string' },
     },
   })
@@ -257,6 +263,7 @@ async function main(): Promise<void> {
         TOPIC_DLQ: `bench-dlq-${suffix}`,
         METRICS_PORT: '0',
         LOG_LEVEL: 'info',
+        ...(values['scan-threads'] === undefined ? {} : { SOURCE_SCAN_THREADS: values['scan-threads'] }),
       })
       const runtime = await createProducerRuntime(config, logger, { prefix: `bench-${suffix}` })
       cleanups.push(() => runtime.close())
@@ -266,7 +273,7 @@ async function main(): Promise<void> {
 
     out(
       `producer benchmark: ${values.customers} customers + ${values.products} products in pages of ${values['page-size']}, ` +
-        `${config.TOPIC_PARTITIONS} partitions, simulator in pid ${simulator.child.pid}; ` +
+        `${config.TOPIC_PARTITIONS} partitions, ${config.SOURCE_SCAN_THREADS} scan threads, simulator in pid ${simulator.child.pid}; ` +
         // Other work on the machine skews every figure; the load average says whether there was any.
         `load average ${loadavg()[0]?.toFixed(2)} on ${availableParallelism()} cores`,
     )

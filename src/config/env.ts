@@ -209,6 +209,11 @@ export const envSpec = {
     doc: 'Most invalid (or duplicate-id) records dead-lettered from one listing; more fails the cycle, publishing and deleting nothing (a source answering junk is broken).',
     schema: wholeNumber(0, 1_000_000, 1000),
   },
+  SOURCE_SCAN_THREADS: {
+    expected: 'a whole number between 0 and 16',
+    doc: 'Worker threads that parse, validate and hash source pages (each source scan runs on one); 0 does it on the main thread.',
+    schema: wholeNumber(0, 16, 2),
+  },
   MAX_DELETE_RATIO: {
     expected: 'a fraction between 0 and 1, e.g. 0.5',
     doc: 'Mass-deletion guard: a cycle that would delete more than this share of the known ids deletes nothing.',

@@ -37,20 +37,48 @@ export function canonicalUpsertMessage(
   hash: string,
   polledAt: string,
 ): OutgoingMessage {
-  // Field by field as JSON.stringify(envelope) would write them, with `data` spliced in as is.
-  const value =
+  return envelopeMessage(origin, id, hash, envelopeJson(origin, id, data, hash, polledAt))
+}
+
+/**
+ * The JSON of the {@link Envelope} of a record given as its canonical JSON `data`: field by field
+ * as JSON.stringify(envelope) would write them, with `data` spliced in as is.
+ */
+export function envelopeJson(
+  origin: Pick<RecordOrigin, 'name' | 'entity'>,
+  id: string,
+  data: string,
+  hash: string,
+  polledAt: string,
+): string {
+  return (
     `{"schemaVersion":${SCHEMA_VERSION},"source":${JSON.stringify(origin.name)},` +
     `"entity":${JSON.stringify(origin.entity)},"id":${JSON.stringify(id)},"data":${data},` +
     `"contentHash":${JSON.stringify(hash)},"polledAt":${JSON.stringify(polledAt)}}`
+  )
+}
+
+/**
+ * The message carrying `envelope`, the {@link envelopeJson} of record `id` whose content hash is
+ * `hash` (built elsewhere, e.g. by a scan worker).
+ */
+export function envelopeMessage(
+  origin: RecordOrigin,
+  id: string,
+  hash: string,
+  envelope: string,
+): OutgoingMessage {
   return {
     topic: origin.topic,
     key: id,
-    value,
+    value: envelope,
     // The poll time is in the envelope only: every header costs the client a few buffers per
     // record, which a 100k-record sync feels. A tombstone has no envelope, so it keeps the header.
-    headers: { 'content-hash': hash, source: origin.name, 'schema-version': String(SCHEMA_VERSION) },
+    headers: { 'content-hash': hash, source: origin.name, 'schema-version': SCHEMA_VERSION_TEXT },
   }
 }
+
+const SCHEMA_VERSION_TEXT = String(SCHEMA_VERSION)
 
 /** The tombstone deleting `id` from the table of `origin`. */
 export function tombstoneMessage(origin: RecordOrigin, id: string, polledAt: string): OutgoingMessage {

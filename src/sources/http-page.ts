@@ -33,11 +33,11 @@ export interface RetryInfo {
   readonly reason: string
 }
 
-/** The outcome of a page request. */
+/** The outcome of a page request: the body's bytes, checked for size and type but not parsed. */
 export type PageResponse =
   | {
       readonly kind: 'body'
-      readonly body: unknown
+      readonly raw: Buffer
       readonly etag: string | undefined
       readonly attempts: number
     }
@@ -188,7 +188,7 @@ async function attempt(url: URL, options: PageRequestOptions): Promise<PageRespo
     }
     throw fail(error)
   }
-  return { kind: 'body', body: parseBody(url, raw), etag: header(response.headers, 'etag'), attempts: 1 }
+  return { kind: 'body', raw, etag: header(response.headers, 'etag'), attempts: 1 }
 }
 
 function networkFailure(error: unknown, url: URL, options: PageRequestOptions, deadline: AbortSignal): Error {

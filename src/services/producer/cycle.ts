@@ -5,7 +5,7 @@
  */
 
 import type { DlqEntry } from '../../dlq/entry.ts'
-import { canonicalUpsertMessage, tombstoneMessage } from '../../domain/envelope.ts'
+import { envelopeMessage, tombstoneMessage } from '../../domain/envelope.ts'
 import { ErrorCodes, PipelineError } from '../../errors.ts'
 import type { DeadLetterWriter, MessagePublisher, OutgoingMessage } from '../../kafka/ports.ts'
 import type { Logger } from '../../observability/logger.ts'
@@ -27,7 +27,7 @@ export interface CycleContext {
   readonly dlq: DeadLetterWriter
   readonly metrics: ProducerMetrics
   readonly logger: Logger
-  readonly scan: Omit<ScanOptions, 'etag' | 'onRetry' | 'signal'>
+  readonly scan: Omit<ScanOptions, 'etag' | 'onRetry' | 'signal' | 'polledAt'>
   readonly maxDeleteRatio: number
   /** Messages per Kafka send. */
   readonly batchSize?: number
@@ -138,6 +138,7 @@ export async function runCycle(
   const scan = await scanSource(source, {
     ...ctx.scan,
     etag: await ctx.state.etag(source.name),
+    polledAt,
     signal,
     onRetry: (info) => {
       ctx.metrics.httpRetries.inc(labels)
@@ -202,9 +203,7 @@ export async function runCycle(
   await inSlices(plan.upserts, batch, concurrency, async (slice) => {
     const fresh = slice.filter((item) => !known.has(item.id)).map((item) => item.id)
     if (fresh.length > 0) await ctx.state.markPending(source.name, fresh)
-    const reports = await send(
-      slice.map((item) => canonicalUpsertMessage(source, item.id, item.record, item.hash, polledAt)),
-    )
+    const reports = await send(slice.map((item) => envelopeMessage(source, item.id, item.hash, item.record)))
     await ctx.state.markPublished(
       source.name,
       slice.map((item) => [item.id, item.hash] as const),

@@ -13,6 +13,7 @@ import { startHealthServer } from '../../observability/health-server.ts'
 import type { Logger } from '../../observability/logger.ts'
 import { createProducerMetrics, createRegistry, type ProducerMetrics } from '../../observability/metrics.ts'
 import { type SourceSpec, sourcesFromConfig } from '../../sources/catalog.ts'
+import { createScanner } from '../../sources/scan-pool.ts'
 import { connectRedis, type Redis } from '../../state/redis.ts'
 import { SourceState } from '../../state/source-state.ts'
 import { ensureServiceTopics, Resources } from '../resources.ts'
@@ -86,6 +87,8 @@ export async function createProducerRuntime(
       connections: 8,
     })
     resources.add(() => dispatcher.close())
+    const scanner = createScanner(config.SOURCE_SCAN_THREADS)
+    resources.add(() => scanner.close())
 
     const state = new SourceState(redis, overrides.prefix ?? config.PIPELINE_REDIS_PREFIX)
     const context: CycleContext = {
@@ -102,6 +105,7 @@ export async function createProducerRuntime(
         maxBytes: config.SOURCE_MAX_RESPONSE_BYTES,
         maxPages: config.SOURCE_MAX_PAGES,
         maxInvalid: config.SOURCE_MAX_INVALID_RECORDS,
+        scanner,
         retry: {
           maxAttempts: config.RETRY_MAX_ATTEMPTS,
           baseDelayMs: config.RETRY_BASE_DELAY_MS,
