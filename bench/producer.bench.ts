@@ -201,7 +201,10 @@ function firstSyncLine(label: string, phase: Phase): string {
 
 function outcomes(phase: Phase): string {
   return phase.summaries
-    .map((s) => `${s.source} ${s.outcome} (${s.pages} pages, ${s.durationMs} ms)`)
+    .map(
+      (s) =>
+        `${s.source} ${s.outcome} (${s.pages} pages, scanned in ${s.scanMs} ms, done in ${s.durationMs} ms)`,
+    )
     .join(', ')
 }
 

@@ -48,6 +48,8 @@ export interface CycleSummary {
   readonly deleted: number
   readonly refusedDeletions: number
   readonly pages: number
+  /** From the start until the whole listing was read, validated and hashed. */
+  readonly scanMs: number
   readonly durationMs: number
 }
 
@@ -148,6 +150,7 @@ export async function runCycle(
       )
     },
   })
+  const scanMs = Date.now() - started
   if (scan.kind === 'not-modified') {
     const summary = { ...emptySummary(source.name, started), outcome: 'not_modified' as const, pages: 1 }
     ctx.logger.info(
@@ -236,6 +239,7 @@ export async function runCycle(
     deleted: plan.deletions.length,
     refusedDeletions: plan.refusedDeletions,
     pages: scan.pages,
+    scanMs,
     durationMs: Date.now() - started,
   }
   ctx.logger.info(
@@ -255,6 +259,7 @@ function emptySummary(source: string, started: number): Omit<CycleSummary, 'outc
     deleted: 0,
     refusedDeletions: 0,
     pages: 0,
+    scanMs: Date.now() - started,
     durationMs: Date.now() - started,
   }
 }
