@@ -468,9 +468,18 @@ test('the Dockerfile is multi-stage on node:24 and runs as a non-root user', () 
     lines.some((l) => /^RUN\s.*npm (ci|install)\b.*--omit=dev/.test(l)),
     'only production dependencies are installed (--omit=dev), from the lockfile',
   )
+  // The services run the compiled build: type stripping costs every process memory (bench/README.md).
   assert.ok(
-    lines.includes('ENTRYPOINT ["node", "src/cli.ts"]'),
-    'the entrypoint runs the pipeline CLI with Node directly',
+    lines.some((l) => /^RUN\s.*tsc -p tsconfig\.build\.json/.test(l)),
+    'a build stage compiles the sources with tsconfig.build.json',
+  )
+  assert.ok(
+    lines.includes('COPY --from=build /app/dist ./dist'),
+    'the runtime stage takes the compiled dist/ from the build stage',
+  )
+  assert.ok(
+    lines.includes('ENTRYPOINT ["node", "dist/cli.js"]'),
+    'the entrypoint runs the compiled pipeline CLI with Node directly',
   )
   assert.ok(
     lines.some((l) => /^ENV\s+NODE_ENV=production/.test(l)),
