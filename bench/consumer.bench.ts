@@ -16,7 +16,9 @@
  * Figures are printed, not asserted. Options: `--customers N`, `--products N`, `--fanout N`,
  * `--batch-sizes LIST`, `--consumers N` (consumer processes sharing the work, default 1; RSS is then
  * the highest of them), `--consumer-node-options OPTS` (NODE_OPTIONS of the consumers, e.g. V8 heap
- * flags), `--profile DIR` (`--cpu-prof` of the consumers into DIR, one file per process).
+ * flags), `--profile DIR` (`--cpu-prof` of the consumers into DIR, one file per process), `--sources`
+ * (run the consumer from the TypeScript sources, as `npm start` does, instead of the compiled build that
+ * the Docker image runs; the build is compiled first, as `npm run build` does).
  * `BENCH_KEEP_LOGS=1` keeps the children's logs (they are kept anyway when a run fails).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
@@ -37,6 +39,7 @@ import { createProducer, publish } from '../src/kafka/producer.ts'
 import { ensureTopics, pipelineTopicSpecs } from '../src/kafka/topics.ts'
 import { createLogger } from '../src/observability/logger.ts'
 import { connectRedis } from '../src/state/redis.ts'
+import { compileBuild, compiledCli } from './build.ts'
 import { busyShare, machineTicks, processCpuSeconds, processMemoryBytes } from './proc.ts'
 
 /** Targets of the consumer issue, on the 2-core machine it names. */
@@ -180,6 +183,8 @@ interface Options {
   readonly nodeOptions: string | undefined
   /** Consumer processes sharing the work (one group). */
   readonly consumers: number
+  /** The consumer's entry point: the compiled CLI or the TypeScript one. */
+  readonly consumerCli: string
 }
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`)
@@ -253,7 +258,7 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
       spawnChild({
         name: `consumer ${i + 1}`,
         command: process.execPath,
-        args: [...profile, cli, 'consumer'],
+        args: [...profile, options.consumerCli, 'consumer'],
         cwd: projectRoot,
         logFile: join(options.runDir, `consumer-${suffix}-${i + 1}.log`),
         env: {
@@ -495,6 +500,7 @@ async function main(): Promise<void> {
       profile: { type: 'string' },
       'consumer-node-options': { type: 'string' },
       consumers: { type: 'string', default: '1' },
+      sources: { type: 'boolean', default: false },
     },
   })
   const customers = Number(values.customers)
@@ -510,8 +516,13 @@ async function main(): Promise<void> {
     `consumer benchmark: ${customers} customers (1–5 productIds, ${fanout} list product ${FANOUT_PRODUCT}) + ` +
       `${values.products} products; SINK_BATCH_SIZE ${batchSizes.join(', ')}; ${values.consumers} consumer process(es); ` +
       `load average ${load1?.toFixed(2)} ` +
-      `on ${availableParallelism()} cores at the start`,
+      `on ${availableParallelism()} cores at the start; the consumer runs ` +
+      (values.sources
+        ? 'the TypeScript sources (type stripping, as `npm start`)'
+        : 'the compiled build (dist/, as the Docker image)') +
+      (values['consumer-node-options'] ? ` with NODE_OPTIONS=${values['consumer-node-options']}` : ''),
   )
+  if (!values.sources) compileBuild()
   let infra: LocalInfra | undefined
   let failed = true
   try {
@@ -544,6 +555,7 @@ async function main(): Promise<void> {
             runDir,
             nodeOptions: values['consumer-node-options'],
             consumers: Number(values.consumers),
+            consumerCli: values.sources ? cli : compiledCli,
           },
           batchSize,
         ),

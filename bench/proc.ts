@@ -15,8 +15,15 @@ export async function processCpuSeconds(pid: number | undefined): Promise<number
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
-/** A memory figure of a process in bytes: `VmRSS` (resident now) or `VmHWM` (its peak), or NaN. */
-export async function processMemoryBytes(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+/**
+ * A memory figure of a process in bytes, or NaN: `VmRSS` (resident now), `VmHWM` (its peak), or the
+ * resident memory's two parts, `RssAnon` (heap, stacks: the process's own) and `RssFile` (mapped files,
+ * mostly the node binary: shared with other processes running it).
+ */
+export async function processMemoryBytes(
+  pid: number,
+  field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile',
+): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)
   return match ? Number(match[1]) * 1024 : Number.NaN
