@@ -60,14 +60,14 @@ export function envelopeJson(
 
 /**
  * The message carrying `envelope`, the {@link envelopeJson} of record `id` whose content hash is
- * `hash` (built elsewhere, e.g. by a scan worker).
+ * `hash` (built elsewhere, e.g. by a scan worker, and there possibly encoded already).
  */
-export function envelopeMessage(
+export function envelopeMessage<V extends string | Buffer>(
   origin: RecordOrigin,
   id: string,
   hash: string,
-  envelope: string,
-): OutgoingMessage {
+  envelope: V,
+): OutgoingMessage<V> {
   return {
     topic: origin.topic,
     key: id,

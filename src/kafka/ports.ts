@@ -4,11 +4,11 @@
  */
 import type { DlqEntry } from '../dlq/entry.ts'
 
-/** A message to publish; a null value is a tombstone. */
-export interface OutgoingMessage {
+/** A message to publish; a null value is a tombstone, a Buffer a value already encoded as UTF-8. */
+export interface OutgoingMessage<V extends string | Buffer = string> {
   readonly topic: string
   readonly key: string | undefined
-  readonly value: string | null
+  readonly value: V | null
   readonly headers: Readonly<Record<string, string>>
 }
 
@@ -20,7 +20,7 @@ export interface DeliveryReport {
 
 /** Sends messages and resolves once Kafka acknowledged all of them (acks=all). */
 export interface MessagePublisher {
-  send(messages: readonly OutgoingMessage[]): Promise<readonly DeliveryReport[]>
+  send(messages: readonly OutgoingMessage<string | Buffer>[]): Promise<readonly DeliveryReport[]>
 }
 
 /** Writes dead-letter entries and resolves once Kafka acknowledged them. */

@@ -11,9 +11,10 @@ import { type FromWorker, type ToWorker, toWire } from './scan-protocol.ts'
 const port = parentPort
 if (port === null) throw new Error('scan-worker.ts runs as a worker thread only')
 
+const ownBuffer = (view: ArrayBufferView) => view.buffer as ArrayBuffer
+
 const sessions = new Map<number, PageScan>()
-const post = (message: FromWorker, transfer?: Int32Array) =>
-  port.postMessage(message, transfer === undefined ? [] : [transfer.buffer as ArrayBuffer])
+const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer)
 
 port.on('message', (message: ToWorker) => {
   switch (message.kind) {
@@ -38,7 +39,8 @@ port.on('message', (message: ToWorker) => {
         }
         post({ kind: 'read', session, page, ok: true, next: read.next })
         const result = toWire(read.records())
-        post({ kind: 'records', session, page, result }, result.records.lengths)
+        const { keyLengths, envelopes, ends } = result.records
+        post({ kind: 'records', session, page, result }, [keyLengths, envelopes, ends].map(ownBuffer))
       } catch (error) {
         const code = error instanceof PipelineError ? error.code : undefined
         post({ kind: 'failed', session, page, code, message: (error as Error).message ?? String(error) })

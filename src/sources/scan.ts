@@ -19,8 +19,8 @@ export type ScanResult =
   | { readonly kind: 'not-modified'; readonly pages: 1 }
   | {
       readonly kind: 'listing'
-      /** The valid records, each as its envelope JSON (what is published). */
-      readonly records: ScannedRecord<string>[]
+      /** The valid records, each with the UTF-8 of its envelope JSON (what is published). */
+      readonly records: ScannedRecord<Buffer>[]
       readonly invalid: InvalidRecord[]
       readonly pages: number
       readonly fetched: number
@@ -69,7 +69,7 @@ export async function scanSource(source: SourceSpec, options: ScanOptions): Prom
   // collected first: an earlier page's error (too many invalid records) is the scan's error, as
   // when the pages were worked through one by one.
   const collect = async (upTo = worked.length) => {
-    const records: ScannedRecord<string>[] = []
+    const records: ScannedRecord<Buffer>[] = []
     const invalid: InvalidRecord[] = []
     let fetched = 0
     for (const page of worked.slice(0, upTo)) {

@@ -11,7 +11,8 @@ import fc from 'fast-check'
 import { contentHash } from '../../src/domain/canonical.ts'
 import { validateRecord } from '../../src/domain/records.ts'
 import { isPipelineError } from '../../src/errors.ts'
-import { checkResponseHeaders, parseBody } from '../../src/sources/http-page.ts'
+import { parseBody } from '../../src/sources/body.ts'
+import { checkResponseHeaders } from '../../src/sources/http-page.ts'
 import { parsePage } from '../../src/sources/pagination.ts'
 import {
   deepArray,

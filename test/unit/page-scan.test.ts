@@ -40,7 +40,7 @@ function expected(raw: unknown): UnpackedRecord {
   assert.ok(validation.ok)
   const record: EntityRecord = validation.record
   const message = upsertMessage(origin, record, spec.polledAt)
-  return { id: record.id, hash: contentHash(record), record: message.value ?? '' }
+  return { id: record.id, hash: contentHash(record), record: Buffer.from(message.value ?? '') }
 }
 
 test('a page gives its next link first, then each valid record as id, content hash and the envelope an upsert carries', () => {
@@ -65,7 +65,7 @@ test('duplicates across pages: the first occurrence wins, later ones are invalid
   const second = scan.read(url(2), paged(2, [again, { id: 3 }]))
   assert.ok(second.ok)
   const page = second.records()
-  assert.equal(page.records.lengths.length, 0)
+  assert.equal(page.records.ends.length, 0)
   assert.equal(page.invalid.length, 2)
   assert.deepEqual(page.invalid[0], {
     raw: again,
@@ -169,7 +169,7 @@ test('an invalid record too deep to serialize crosses threads: serializing it fa
     const scanned = session.page(url(1), page)
     assert.equal(await scanned.read, undefined)
     const result = await scanned.records
-    assert.equal(result.records.lengths.length, 3)
+    assert.equal(result.records.ends.length, 1)
     assert.equal(result.invalid.length, 2)
     for (const item of result.invalid) {
       assert.throws(() => JSON.stringify(item.raw), /Maximum call stack size exceeded/)
@@ -179,4 +179,14 @@ test('an invalid record too deep to serialize crosses threads: serializing it fa
     session.close()
     await workers.close()
   }
+})
+
+test('records larger than the first buffer, and characters of every UTF-8 width, come out byte for byte', () => {
+  const raws = [customer(1, 'é✓😀'.repeat(300)), customer(2), customer(3, 'x'.repeat(900))]
+  const scan = new PageScan(spec)
+  const read = scan.read(url(1), body(raws))
+  assert.ok(read.ok)
+  const records: UnpackedRecord[] = []
+  unpackRecords(read.records().records, records)
+  assert.deepEqual(records, raws.map(expected))
 })

@@ -195,7 +195,7 @@ export async function runCycle(
     const line = `${source.label} ${id} ${what} to partition=${partition} offset=${offset}`
     ctx.logger[level]({ source: source.name, id, topic: source.topic }, line)
   }
-  const send = async (messages: readonly OutgoingMessage[]) => {
+  const send = async (messages: readonly OutgoingMessage<string | Buffer>[]) => {
     if (signal?.aborted)
       throw new PipelineError(ErrorCodes.SOURCE_ABORTED, `${source.name}: cycle stopped before publishing`)
     return ctx.publisher.send(messages)
