@@ -3,9 +3,18 @@
  * `Retry-After`, a response size limit, a content-type check, conditional GET, bearer auth.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type Dispatcher, request, errors as undiciErrors } from 'undici'
+import { Agent, type Dispatcher, request, errors as undiciErrors } from 'undici'
 import { type BackoffPolicy, backoffDelay, classifyStatus, parseRetryAfter } from '../domain/retry-policy.ts'
 import { type ErrorCode, ErrorCodes, oneLine, PipelineError } from '../errors.ts'
+
+/**
+ * The keep-alive HTTP agent source pages are fetched with (one per thread that scans).
+ *
+ * @param timeoutMs - connect timeout, as `SOURCE_TIMEOUT_MS`
+ */
+export function sourceAgent(timeoutMs: number): Agent {
+  return new Agent({ connect: { timeout: timeoutMs }, keepAliveTimeout: 30_000, connections: 8 })
+}
 
 /** Options of {@link fetchPage}. */
 export interface PageRequestOptions {

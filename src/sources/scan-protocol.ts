@@ -1,20 +1,39 @@
 /**
- * The messages between the main thread and a scan worker (pure): pages in; where the listing
- * goes on, and then the page's records, out.
+ * The messages between the main thread and a scan worker (pure): a scan request in; each page's
+ * records, retries and the end of the listing (or its failure) out.
  */
+
+import type { EntityName } from '../domain/records.ts'
 import type { ErrorCode } from '../errors.ts'
-import type { InvalidRecord, PageRecords, PageScanSpec } from './page-scan.ts'
+import type { RetryInfo } from './http-page.ts'
+import type { InvalidRecord, PageRecords } from './page-scan.ts'
+import type { ListingEnd, ScanSettings } from './scan.ts'
 
 /** Messages from the main thread to a scan worker. */
 export type ToWorker =
-  | { readonly kind: 'open'; readonly session: number; readonly spec: PageScanSpec }
-  | { readonly kind: 'close'; readonly session: number }
   | {
-      readonly kind: 'page'
+      readonly kind: 'scan'
       readonly session: number
-      readonly page: number
-      readonly url: string
-      readonly body: Uint8Array
+      readonly source: {
+        readonly name: string
+        readonly entity: EntityName
+        readonly url: string
+        readonly token: string | undefined
+      }
+      readonly settings: ScanSettings
+    }
+  | { readonly kind: 'abort'; readonly session: number }
+
+/** Messages from a scan worker to the main thread. */
+export type FromWorker =
+  | { readonly kind: 'page'; readonly session: number; readonly result: WirePageRecords }
+  | { readonly kind: 'retry'; readonly session: number; readonly info: RetryInfo }
+  | { readonly kind: 'end'; readonly session: number; readonly end: ListingEnd }
+  | {
+      readonly kind: 'failed'
+      readonly session: number
+      readonly code?: ErrorCode | undefined
+      readonly message: string
     }
 
 /**
@@ -50,47 +69,14 @@ export function fromWire(page: WirePageRecords): PageRecords {
     if (rawError !== undefined) {
       // Stands for a value nothing could serialize: serializing it fails again with the worker's
       // reason, so the DLQ entry and the repeat fingerprint say what they said when it was here.
-      return {
-        ...item,
-        raw: {
-          toJSON: () => {
-            throw new Error(rawError)
-          },
+      const raw = {
+        toJSON: () => {
+          throw new Error(rawError)
         },
       }
+      return { ...item, raw }
     }
     return { ...item, raw: rawJson === undefined ? undefined : JSON.parse(rawJson) }
   })
   return { ...page, invalid }
 }
-
-/** Messages from a scan worker to the main thread. */
-export type FromWorker =
-  | {
-      readonly kind: 'read'
-      readonly session: number
-      readonly page: number
-      readonly ok: true
-      readonly next: string | undefined
-    }
-  | {
-      readonly kind: 'read'
-      readonly session: number
-      readonly page: number
-      readonly ok: false
-      readonly code: ErrorCode
-      readonly message: string
-    }
-  | {
-      readonly kind: 'records'
-      readonly session: number
-      readonly page: number
-      readonly result: WirePageRecords
-    }
-  | {
-      readonly kind: 'failed'
-      readonly session: number
-      readonly page: number
-      readonly code?: ErrorCode | undefined
-      readonly message: string
-    }

@@ -1,15 +1,15 @@
 /**
  * A full scan of one source: every page of its listing, each record validated and hashed. A scan
  * either completes (then absence means deletion) or fails as a whole: nothing from a half-read
- * listing is trusted. Pages are fetched here and parsed, validated and hashed by a
- * {@link PageScanner} (a worker thread in the service); the next page is requested as soon as the
- * current one is parsed, while its records are still being worked through (one page ahead).
+ * listing is trusted. The next page is requested before the records of the current one are
+ * validated, so the source prepares it meanwhile (one page ahead, never more). The loop runs on a
+ * scan worker thread in the service (see scan-pool.ts), or inline.
  */
 import { ErrorCodes, PipelineError } from '../errors.ts'
 import type { SourceSpec } from './catalog.ts'
 import type { ScannedRecord } from './change-detection.ts'
 import { fetchPage, type PageRequestOptions, type PageResponse } from './http-page.ts'
-import { type InvalidRecord, type PageRecords, unpackRecords } from './page-scan.ts'
+import { type InvalidRecord, type PageRecords, PageScan, unpackRecords } from './page-scan.ts'
 import type { PageScanner } from './scan-pool.ts'
 
 export type { InvalidRecord } from './page-scan.ts'
@@ -28,8 +28,14 @@ export type ScanResult =
       readonly etag: string | undefined
     }
 
-/** Options of {@link scanSource}. */
-export interface ScanOptions extends Omit<PageRequestOptions, 'token' | 'etag'> {
+/** How a listing ended, its records aside. */
+export type ListingEnd =
+  | { readonly kind: 'not-modified' }
+  | { readonly kind: 'listing'; readonly pages: number; readonly etag: string | undefined }
+
+/** What a scan loop needs besides the source; all of it can be copied to a worker thread. */
+export interface ScanSettings
+  extends Omit<PageRequestOptions, 'token' | 'etag' | 'dispatcher' | 'signal' | 'onRetry'> {
   readonly maxPages: number
   /**
    * Most invalid records dead-lettered from one listing; one more fails the scan. A source answering
@@ -37,10 +43,18 @@ export interface ScanOptions extends Omit<PageRequestOptions, 'token' | 'etag'> 
    * millions of DLQ entries: a cap keeps the memory and the DLQ bounded.
    */
   readonly maxInvalid: number
-  /** Parses, validates and hashes the pages. */
-  readonly scanner: PageScanner
   /** The ETag of the last single-page listing, if any. */
   readonly etag?: string | undefined
+  /** The poll time written into each envelope. */
+  readonly polledAt: string
+}
+
+/** Options of {@link scanSource}. */
+export interface ScanOptions
+  extends Omit<ScanSettings, 'polledAt'>,
+    Omit<PageRequestOptions, 'token' | 'etag'> {
+  /** Runs the scan loop: on a worker thread, or inline on `dispatcher`. */
+  readonly scanner: PageScanner
   /** The poll time written into each envelope; default now. */
   readonly polledAt?: string | undefined
 }
@@ -51,82 +65,85 @@ export interface ScanOptions extends Omit<PageRequestOptions, 'token' | 'etag'> 
  * @throws {PipelineError} `PIPELINE_SOURCE_*` when any page fails: the cycle then publishes nothing
  */
 export async function scanSource(source: SourceSpec, options: ScanOptions): Promise<ScanResult> {
+  const { scanner, dispatcher, signal, onRetry, ...rest } = options
+  const records: ScannedRecord<Buffer>[] = []
+  const invalid: InvalidRecord[] = []
+  let fetched = 0
+  const settings: ScanSettings = { ...rest, polledAt: options.polledAt ?? new Date().toISOString() }
+  const end = await scanner.scan(source, settings, { signal, onRetry }, (page) => {
+    unpackRecords(page.records, records)
+    for (const item of page.invalid) invalid.push(item)
+    fetched += page.fetched
+  })
+  if (end.kind === 'not-modified') return { kind: 'not-modified', pages: 1 }
+  return { kind: 'listing', records, invalid, pages: end.pages, fetched, etag: end.etag }
+}
+
+/** What {@link scanListing} needs from the thread it runs on. */
+export interface ScanIo extends Pick<PageRequestOptions, 'dispatcher' | 'signal' | 'onRetry'> {}
+
+/**
+ * The scan loop: fetches every page of `source`'s listing and hands each page's records to
+ * `onPage`, in listing order, as they are worked through.
+ *
+ * @throws {PipelineError} `PIPELINE_SOURCE_*` when any page fails
+ */
+export async function scanListing(
+  source: Pick<SourceSpec, 'name' | 'entity' | 'url' | 'token'>,
+  settings: ScanSettings,
+  io: ScanIo,
+  onPage: (page: PageRecords) => void,
+): Promise<ListingEnd> {
+  const scan = new PageScan({
+    name: source.name,
+    entity: source.entity,
+    polledAt: settings.polledAt,
+    maxInvalid: settings.maxInvalid,
+  })
   const visited = new Set<string>([source.url.href])
   const request = (url: URL, etag: string | undefined): Promise<PageResponse> => {
-    const pending = fetchPage(url, { ...options, token: source.token, etag })
+    const pending = fetchPage(url, { ...settings, ...io, token: source.token, etag })
     // Settled later by the loop; until then a failure must not count as unhandled.
     pending.catch(() => undefined)
     return pending
   }
-  const session = options.scanner.open({
-    name: source.name,
-    entity: source.entity,
-    polledAt: options.polledAt ?? new Date().toISOString(),
-    maxInvalid: options.maxInvalid,
-  })
-  const worked: Promise<PageRecords>[] = []
-  // The records of the first `upTo` pages, in listing order. On a failure, the pages before it are
-  // collected first: an earlier page's error (too many invalid records) is the scan's error, as
-  // when the pages were worked through one by one.
-  const collect = async (upTo = worked.length) => {
-    const records: ScannedRecord<Buffer>[] = []
-    const invalid: InvalidRecord[] = []
-    let fetched = 0
-    for (const page of worked.slice(0, upTo)) {
-      const result = await page
-      unpackRecords(result.records, records)
-      for (const item of result.invalid) invalid.push(item)
-      fetched += result.fetched
+  let url = source.url
+  let pending = request(url, settings.etag)
+  let pages = 0
+  let etag: string | undefined
+  for (;;) {
+    const response = await pending
+    pages++
+    if (response.kind === 'not-modified') {
+      if (pages === 1) return { kind: 'not-modified' }
+      throw new PipelineError(
+        ErrorCodes.SOURCE_BAD_SHAPE,
+        `${url.href} answered 304 to an unconditional request`,
+      )
     }
-    return { records, invalid, fetched }
-  }
-  try {
-    let url = source.url
-    let pending = request(url, options.etag)
-    let pages = 0
-    let etag: string | undefined
-    for (;;) {
-      let next: URL | undefined
-      try {
-        const response = await pending
-        pages++
-        if (response.kind === 'not-modified') {
-          if (pages === 1) return { kind: 'not-modified', pages: 1 }
-          throw new PipelineError(
-            ErrorCodes.SOURCE_BAD_SHAPE,
-            `${url.href} answered 304 to an unconditional request`,
-          )
-        }
-        const page = session.page(url.href, response.raw)
-        worked.push(page.records)
-        const link = await page.read
-        next = link === undefined ? undefined : new URL(link)
-        if (next === undefined && pages === 1) etag = response.etag
-      } catch (error) {
-        await collect()
-        throw error
-      }
-      if (next === undefined) return { kind: 'listing', ...(await collect()), pages, etag }
-      // The page's own records come after its link in that order.
+    const page = scan.read(url.href, response.raw)
+    if (!page.ok) throw new PipelineError(page.code, page.message)
+    const next = page.next === undefined ? undefined : new URL(page.next)
+    if (next !== undefined) {
       if (visited.has(next.href)) {
-        await collect(pages - 1)
         throw new PipelineError(
           ErrorCodes.SOURCE_BAD_SHAPE,
           `${url.href} links back to a page already read (${next.href})`,
         )
       }
-      if (pages >= options.maxPages) {
-        await collect(pages - 1)
+      if (pages >= settings.maxPages) {
         throw new PipelineError(
           ErrorCodes.SOURCE_TOO_MANY_PAGES,
-          `${source.url.href} has more than ${options.maxPages} pages (SOURCE_MAX_PAGES)`,
+          `${source.url.href} has more than ${settings.maxPages} pages (SOURCE_MAX_PAGES)`,
         )
       }
       visited.add(next.href)
       pending = request(next, undefined)
-      url = next
+    } else if (pages === 1) {
+      etag = response.etag
     }
-  } finally {
-    session.close()
+    onPage(page.records())
+    if (next === undefined) return { kind: 'listing', pages, etag }
+    url = next
   }
 }

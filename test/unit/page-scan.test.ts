@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
+import { Agent } from 'undici'
 import { contentHash } from '../../src/domain/canonical.ts'
 import { upsertMessage } from '../../src/domain/envelope.ts'
 import { type EntityRecord, validateRecord } from '../../src/domain/records.ts'
 import { ErrorCodes, isPipelineError } from '../../src/errors.ts'
 import {
+  type InvalidRecord,
   PageScan,
   type PageScanSpec,
   type UnpackedRecord,
@@ -105,78 +110,131 @@ test('a body that is not JSON, not UTF-8 or not a listing fails the page with it
   }
 })
 
-async function scanAll(
-  scanner: PageScanner,
-  pages: Buffer[],
-): Promise<{ records: UnpackedRecord[]; invalid: number }> {
-  const session = scanner.open(spec)
-  const records: UnpackedRecord[] = []
-  let invalid = 0
+/** Serves `pages` (page n at `?page=n`) over real HTTP while `work` runs. */
+async function serving<T>(pages: Buffer[], work: (base: URL) => Promise<T>): Promise<T> {
+  const server = createServer((request, response) => {
+    const page = Number(new URL(request.url ?? '/', 'http://x').searchParams.get('page') ?? '1')
+    response.writeHead(200, { 'content-type': 'application/json' })
+    response.end(pages[page - 1])
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
   try {
-    for (const [i, page] of pages.entries()) {
-      const scanned = session.page(url(i + 1), page)
-      const next = await scanned.read
-      assert.equal(next, i + 1 < pages.length ? url(i + 2) : undefined)
-      const result = await scanned.records
-      unpackRecords(result.records, records)
-      invalid += result.invalid.length
-    }
+    return await work(new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/customers`))
   } finally {
-    session.close()
+    server.close()
   }
-  return { records, invalid }
 }
 
-test('a worker thread scans pages exactly as the main thread does, and the pool stops', async () => {
+const settings = {
+  timeoutMs: 5000,
+  deadlineMs: 10_000,
+  maxBytes: 1 << 24,
+  retry: { maxAttempts: 1, baseDelayMs: 10, maxDelayMs: 10 },
+  maxPages: 10,
+  maxInvalid: spec.maxInvalid,
+  polledAt: spec.polledAt,
+}
+
+async function scanAll(
+  scanner: PageScanner,
+  base: URL,
+): Promise<{ records: UnpackedRecord[]; invalid: unknown[]; end: unknown }> {
+  const source = {
+    name: 'crm',
+    entity: 'customer' as const,
+    label: 'Customer',
+    url: base,
+    topic: 't',
+    token: undefined,
+  }
+  const records: UnpackedRecord[] = []
+  const invalid: unknown[] = []
+  const end = await scanner.scan(source, settings, {}, (page) => {
+    unpackRecords(page.records, records)
+    invalid.push(...page.invalid)
+  })
+  return { records, invalid, end }
+}
+
+const pagedAt = (page: number, items: unknown[]) => body({ page, pageSize: 2, total: 6, items })
+
+test('a worker thread scans a listing exactly as the main thread does, and the pool stops', async () => {
   const pages = [
-    paged(1, [customer(1), customer('é')]),
-    paged(2, [customer(1), { id: 'x' }]),
-    paged(3, [customer(3), customer(4)]),
+    pagedAt(1, [customer(1), customer('é')]),
+    pagedAt(2, [customer(1), { id: 'x' }]),
+    pagedAt(3, [customer(3), customer(4)]),
   ]
-  const inline = await scanAll(inlineScanner(), pages)
+  const agent = new Agent()
   const workers = workerScanner(2)
   try {
-    const threaded = await scanAll(
-      workers,
-      pages.map((page) => Buffer.from(page)),
-    )
-    assert.deepEqual(threaded, inline)
-    assert.equal(inline.records.length, 4)
-    assert.equal(inline.invalid, 2)
+    await serving(pages, async (base) => {
+      const inline = await scanAll(inlineScanner(agent), base)
+      const threaded = await scanAll(workers, base)
+      assert.deepEqual(threaded, inline)
+      assert.equal(inline.records.length, 4)
+      assert.equal(inline.invalid.length, 2)
+      assert.deepEqual(inline.end, { kind: 'listing', pages: 3, etag: undefined })
+    })
   } finally {
     await workers.close()
+    await agent.close()
   }
 })
 
-test('a page sent to a stopped pool fails with PIPELINE_SOURCE_SCAN_FAILED rather than hanging', async () => {
+test('a scan on a stopped pool fails with PIPELINE_SOURCE_SCAN_FAILED rather than hanging', async () => {
   const workers = workerScanner(1)
-  const session = workers.open(spec)
   await workers.close()
-  const page = session.page(url(1), paged(1, [customer(1)], 1))
-  await assert.rejects(page.read, (error: unknown) => isPipelineError(error, ErrorCodes.SOURCE_SCAN_FAILED))
-  await assert.rejects(page.records, (error: unknown) =>
+  await assert.rejects(scanAll(workers, new URL('http://127.0.0.1:9/customers')), (error: unknown) =>
     isPipelineError(error, ErrorCodes.SOURCE_SCAN_FAILED),
   )
-  session.close()
+})
+
+test("a page's error crosses threads with its code; an aborted scan stops", async () => {
+  const workers = workerScanner(1)
+  try {
+    await serving([Buffer.from('{"items": [')], async (base) => {
+      await assert.rejects(scanAll(workers, base), (error: unknown) =>
+        isPipelineError(error, ErrorCodes.SOURCE_NOT_JSON),
+      )
+    })
+    const source = {
+      name: 'crm',
+      entity: 'customer' as const,
+      label: 'Customer',
+      url: new URL('http://127.0.0.1:9/x'),
+      topic: 't',
+      token: undefined,
+    }
+    const retrying = { ...settings, retry: { maxAttempts: 100, baseDelayMs: 60_000, maxDelayMs: 60_000 } }
+    const abort = new AbortController()
+    const scanned = workers.scan(
+      source,
+      retrying,
+      { signal: abort.signal, onRetry: () => abort.abort() },
+      () => undefined,
+    )
+    await assert.rejects(scanned, (error: unknown) => isPipelineError(error, ErrorCodes.SOURCE_ABORTED))
+  } finally {
+    await workers.close()
+  }
 })
 
 test('an invalid record too deep to serialize crosses threads: serializing it fails with the same reason', async () => {
   const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`
   const page = Buffer.from(`[${JSON.stringify(customer(1))},${deep},{"id":"x","deep":${deep}}]`)
   const workers = workerScanner(1)
-  const session = workers.open(spec)
   try {
-    const scanned = session.page(url(1), page)
-    assert.equal(await scanned.read, undefined)
-    const result = await scanned.records
-    assert.equal(result.records.ends.length, 1)
-    assert.equal(result.invalid.length, 2)
-    for (const item of result.invalid) {
-      assert.throws(() => JSON.stringify(item.raw), /Maximum call stack size exceeded/)
-    }
-    assert.equal(result.invalid[1]?.listedId, 'x')
+    await serving([page], async (base) => {
+      const result = await scanAll(workers, base)
+      assert.equal(result.records.length, 1)
+      assert.equal(result.invalid.length, 2)
+      for (const item of result.invalid as InvalidRecord[]) {
+        assert.throws(() => JSON.stringify(item.raw), /Maximum call stack size exceeded/)
+      }
+      assert.equal((result.invalid[1] as InvalidRecord).listedId, 'x')
+    })
   } finally {
-    session.close()
     await workers.close()
   }
 })

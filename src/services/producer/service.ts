@@ -4,7 +4,6 @@
  */
 import { hostname } from 'node:os'
 import type { Registry } from 'prom-client'
-import { Agent } from 'undici'
 import type { Config } from '../../config/env.ts'
 import { createDlqWriter } from '../../dlq/writer.ts'
 import { createProducer } from '../../kafka/producer.ts'
@@ -13,6 +12,7 @@ import { startHealthServer } from '../../observability/health-server.ts'
 import type { Logger } from '../../observability/logger.ts'
 import { createProducerMetrics, createRegistry, type ProducerMetrics } from '../../observability/metrics.ts'
 import { type SourceSpec, sourcesFromConfig } from '../../sources/catalog.ts'
+import { sourceAgent } from '../../sources/http-page.ts'
 import { createScanner } from '../../sources/scan-pool.ts'
 import { connectRedis, type Redis } from '../../state/redis.ts'
 import { SourceState } from '../../state/source-state.ts'
@@ -81,13 +81,9 @@ export async function createProducerRuntime(
     const publisher = meteredPublisher(producer, metrics.publishes)
     kafkaReady = true
 
-    const dispatcher = new Agent({
-      connect: { timeout: config.SOURCE_TIMEOUT_MS },
-      keepAliveTimeout: 30_000,
-      connections: 8,
-    })
+    const dispatcher = sourceAgent(config.SOURCE_TIMEOUT_MS)
     resources.add(() => dispatcher.close())
-    const scanner = createScanner(config.SOURCE_SCAN_THREADS)
+    const scanner = createScanner(config.SOURCE_SCAN_THREADS, dispatcher)
     resources.add(() => scanner.close())
 
     const state = new SourceState(redis, overrides.prefix ?? config.PIPELINE_REDIS_PREFIX)
