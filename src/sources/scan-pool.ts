@@ -33,6 +33,8 @@ export interface PageScanner {
     hooks: ScanHooks,
     onPage: (page: PageRecords) => void,
   ): Promise<ListingEnd>
+  /** Resolves once the worker threads, if any, have loaded their code (or failed to). */
+  ready(): Promise<void>
   /** Stops the worker threads, if any. */
   close(): Promise<void>
 }
@@ -42,6 +44,7 @@ export function inlineScanner(dispatcher: Dispatcher): PageScanner {
   return {
     scan: (source, settings, hooks, onPage) =>
       scanListing(source, settings, { ...hooks, dispatcher }, onPage),
+    ready: async () => undefined,
     close: async () => undefined,
   }
 }
@@ -62,6 +65,7 @@ const workerUrl = new URL(
 class ScanThread {
   readonly #worker: Worker
   readonly #running = new Map<number, Running>()
+  readonly #ready = Promise.withResolvers<void>()
   #dead: PipelineError | undefined
 
   constructor(onExit: (thread: ScanThread) => void) {
@@ -79,6 +83,11 @@ class ScanThread {
       this.#fail(`a scan worker exited with code ${code}`)
       onExit(this)
     })
+  }
+
+  /** Settles once the worker has loaded its modules, or died trying. */
+  get ready(): Promise<void> {
+    return this.#ready.promise
   }
 
   get load(): number {
@@ -121,6 +130,10 @@ class ScanThread {
   }
 
   #answer(message: FromWorker): void {
+    if (message.kind === 'ready') {
+      this.#ready.resolve()
+      return
+    }
     const running = this.#running.get(message.session)
     if (running === undefined) return
     switch (message.kind) {
@@ -146,6 +159,7 @@ class ScanThread {
   #fail(reason: string): void {
     if (this.#dead !== undefined) return
     this.#dead = new PipelineError(ErrorCodes.SOURCE_SCAN_FAILED, reason)
+    this.#ready.resolve()
     for (const running of this.#running.values()) running.done.reject(this.#dead)
   }
 
@@ -180,6 +194,9 @@ export function workerScanner(threads: number): PageScanner {
       for (const thread of pool)
         if (!thread.dead && (chosen.dead || thread.load < chosen.load)) chosen = thread
       return chosen.scan(nextSession++, source, settings, hooks, onPage)
+    },
+    async ready() {
+      await Promise.all(pool.map((thread) => thread.ready))
     },
     async close() {
       closing = true

@@ -26,6 +26,7 @@ export type ToWorker =
 
 /** Messages from a scan worker to the main thread. */
 export type FromWorker =
+  | { readonly kind: 'ready' }
   | { readonly kind: 'page'; readonly session: number; readonly result: WirePageRecords }
   | { readonly kind: 'retry'; readonly session: number; readonly info: RetryInfo }
   | { readonly kind: 'end'; readonly session: number; readonly end: ListingEnd }

@@ -59,3 +59,5 @@ port.on('message', (message: ToWorker) => {
   if (message.kind === 'scan') void scan(message)
   else aborts.get(message.session)?.abort()
 })
+// Every module is loaded: the pool's start-up is over.
+post({ kind: 'ready' })

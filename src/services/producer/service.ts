@@ -85,6 +85,8 @@ export async function createProducerRuntime(
     resources.add(() => dispatcher.close())
     const scanner = createScanner(config.SOURCE_SCAN_THREADS, dispatcher)
     resources.add(() => scanner.close())
+    // The workers load their code now rather than during the first poll.
+    await scanner.ready()
 
     const state = new SourceState(redis, overrides.prefix ?? config.PIPELINE_REDIS_PREFIX)
     const context: CycleContext = {
