@@ -151,6 +151,13 @@ export async function runCycle(
     },
   })
   const scanMs = Date.now() - started
+  // A scan on a worker thread can finish after the service began to stop: a stopping replica
+  // neither plans nor publishes (its successor reads the listing again).
+  const stopIfAborted = () => {
+    if (signal?.aborted)
+      throw new PipelineError(ErrorCodes.SOURCE_ABORTED, `${source.name}: cycle stopped before publishing`)
+  }
+  stopIfAborted()
   if (scan.kind === 'not-modified') {
     const summary = { ...emptySummary(source.name, started), outcome: 'not_modified' as const, pages: 1 }
     ctx.logger.info(
@@ -196,8 +203,7 @@ export async function runCycle(
     ctx.logger[level]({ source: source.name, id, topic: source.topic }, line)
   }
   const send = async (messages: readonly OutgoingMessage<string | Buffer>[]) => {
-    if (signal?.aborted)
-      throw new PipelineError(ErrorCodes.SOURCE_ABORTED, `${source.name}: cycle stopped before publishing`)
+    stopIfAborted()
     return ctx.publisher.send(messages)
   }
 
