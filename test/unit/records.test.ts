@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { entitySchemas, validateRecord } from '../../src/domain/records.ts'
+import { entitySchemas, envelopeSchema, fastEnvelope, validateRecord } from '../../src/domain/records.ts'
 
 const customer = {
   id: 1,
@@ -144,4 +144,41 @@ test('the fast path and the zod schema agree on every record: same verdict, same
   }
   fc.assert(fc.property(customers, agree('customer')), { numRuns: 3000 })
   fc.assert(fc.property(products, agree('product')), { numRuns: 3000 })
+})
+
+test('the envelope fast path and the zod schema agree: same output wherever the fast path decides', () => {
+  const often = <T>(valid: fc.Arbitrary<T>, other: fc.Arbitrary<unknown>) =>
+    fc.oneof({ weight: 12, arbitrary: valid }, { weight: 1, arbitrary: other })
+  const envelopes = fc.record(
+    {
+      schemaVersion: often(fc.constant(1), fc.oneof(fc.integer({ min: -2, max: 3 }), edgeNumber, edgeValue)),
+      source: often(fc.constant('crm'), edgeValue),
+      entity: often(fc.constantFrom('customer', 'product'), fc.constantFrom('order', '', null, 1)),
+      id: often(fc.constantFrom('1', 'a b'), edgeValue),
+      data: often(
+        fc.dictionary(fc.string({ maxLength: 3 }), edgeValue, { maxKeys: 3 }),
+        fc.constantFrom([], null, 'x', Object.create(null)),
+      ),
+      contentHash: often(
+        fc.constantFrom('a'.repeat(64), `${'0'.repeat(63)}f`),
+        fc.oneof(fc.constantFrom('A'.repeat(64), 'a'.repeat(63), 'a'.repeat(65), ''), edgeValue),
+      ),
+      polledAt: often(fc.constant('2026-02-04T18:30:00.000Z'), edgeTimestamp),
+      extra: edgeValue,
+    },
+    { requiredKeys: ['schemaVersion', 'source', 'entity', 'id', 'data', 'contentHash', 'polledAt'] },
+  )
+  let decided = 0
+  fc.assert(
+    fc.property(envelopes, (raw) => {
+      const ours = fastEnvelope(raw)
+      const theirs = envelopeSchema.safeParse(raw)
+      if (ours === undefined) return
+      decided++
+      assert.ok(theirs.success, JSON.stringify(raw))
+      assert.deepEqual(ours, theirs.data)
+    }),
+    { numRuns: 3000 },
+  )
+  assert.ok(decided > 100, `the fast path decided ${decided} of 3000`)
 })
