@@ -6,10 +6,14 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../../config/env.ts'
-import { describeError } from '../../errors.ts'
+import { describeError, ErrorCodes } from '../../errors.ts'
 import { processBatches } from '../../kafka/batches.ts'
+import { withDeadline } from '../../kafka/connection.ts'
 import { createConsumer, type KafkaMessage, type KafkaStream, openStream } from '../../kafka/consumer.ts'
 import type { Logger } from '../../observability/logger.ts'
+
+/** How long closing a group member may take before the stage goes on without it. */
+const CLOSE_DEADLINE_MS = 20_000
 
 /** Options of {@link startStage}. */
 export interface StageOptions {
@@ -104,7 +108,18 @@ export function startStage(options: StageOptions): Stage {
         }
       } finally {
         stream = undefined
-        await consumer.close(true).catch(() => undefined)
+        // Bounded: a member whose broker went away may never finish leaving, and a stage waiting on it
+        // would never join again (chaos runs ended with consumers silent after a broker restart). The
+        // abandoned member's session then expires on the broker.
+        await withDeadline(consumer.close(true), CLOSE_DEADLINE_MS, 'closing a consumer group member').catch(
+          (error: unknown) => {
+            if ((error as { code?: string }).code === ErrorCodes.KAFKA_TIMEOUT)
+              options.logger.warn(
+                { stage: options.name, group: options.groupId },
+                `${options.name}: ${describeError(error)}; joining again with a new member`,
+              )
+          },
+        )
       }
       if (!stopping.signal.aborted) {
         await sleep(Math.min(250 * 2 ** failures, 10_000), undefined, { signal: stopping.signal }).catch(
