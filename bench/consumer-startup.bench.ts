@@ -10,16 +10,16 @@
  * Kafka and Redis are started on free ports unless KAFKA_BROKERS and REDIS_URL point at running ones.
  * Figures are printed, not asserted; the consumer's peak under load is `consumer.bench.ts`'s.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { spawnChild } from '../src/infra/child.ts'
-import { cacheDir, projectRoot } from '../src/infra/paths.ts'
+import { projectRoot } from '../src/infra/paths.ts'
 import { freePort } from '../src/infra/ports.ts'
-import { type LocalInfra, startLocalInfra } from '../src/infra/stack.ts'
+import type { LocalInfra } from '../src/infra/stack.ts'
 import { compileBuild, compiledCli } from './build.ts'
+import { withBenchInfra } from './infra.ts'
 import { processMemoryBytes } from './proc.ts'
 
 /** After readiness, so that start-up work in flight (first fetches, metadata) has settled. */
@@ -133,18 +133,7 @@ async function main(): Promise<void> {
     `consumer start-up memory: ${runs} run(s) per variant; load average ${loadavg()[0]?.toFixed(2)} at the start`,
   )
   compileBuild()
-  const dir = join(cacheDir, 'bench-runs')
-  mkdirSync(dir, { recursive: true })
-  const runDir = mkdtempSync(join(dir, 'consumer-startup-'))
-  let infra: LocalInfra | undefined
-  let failed = true
-  try {
-    infra = await startLocalInfra({
-      dataDir: runDir,
-      ports: { kafka: 0, redis: 0 },
-      prism: false,
-      log: (line) => process.stderr.write(`[infra] ${line}\n`),
-    })
+  await withBenchInfra('consumer-startup', async (infra, runDir) => {
     out('')
     out(
       '| consumer | NODE_OPTIONS | RSS at join, MB: median (range) | anonymous / file-backed | V8 heap committed: new, old, code, large objects | external |',
@@ -166,12 +155,7 @@ async function main(): Promise<void> {
     }
     out('')
     out(`load average at the end: ${loadavg()[0]?.toFixed(2)}`)
-    failed = false
-  } finally {
-    await infra?.stop()
-    if (failed) process.stderr.write(`logs kept in ${runDir}\n`)
-    else rmSync(runDir, { recursive: true, force: true })
-  }
+  })
 }
 
 await main()

@@ -21,7 +21,7 @@
  * the Docker image runs; the build is compiled first, as `npm run build` does).
  * `BENCH_KEEP_LOGS=1` keeps the children's logs (they are kept anyway when a run fails).
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { availableParallelism, loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -30,9 +30,9 @@ import { loadConfig } from '../src/config/env.ts'
 import { upsertMessage } from '../src/domain/envelope.ts'
 import type { Customer, Product } from '../src/domain/records.ts'
 import { type ManagedChild, spawnChild } from '../src/infra/child.ts'
-import { cacheDir, projectRoot } from '../src/infra/paths.ts'
+import { projectRoot } from '../src/infra/paths.ts'
 import { freePort } from '../src/infra/ports.ts'
-import { type LocalInfra, startLocalInfra } from '../src/infra/stack.ts'
+import type { LocalInfra } from '../src/infra/stack.ts'
 import { createAdmin } from '../src/kafka/admin.ts'
 import type { OutgoingMessage } from '../src/kafka/ports.ts'
 import { createProducer, publish } from '../src/kafka/producer.ts'
@@ -40,6 +40,7 @@ import { ensureTopics, pipelineTopicSpecs } from '../src/kafka/topics.ts'
 import { createLogger } from '../src/observability/logger.ts'
 import { connectRedis } from '../src/state/redis.ts'
 import { compileBuild, compiledCli } from './build.ts'
+import { withBenchInfra } from './infra.ts'
 import { busyShare, machineTicks, processCpuSeconds, processMemoryBytes } from './proc.ts'
 
 /** Targets of the consumer issue, on the 2-core machine it names. */
@@ -506,9 +507,6 @@ async function main(): Promise<void> {
   const customers = Number(values.customers)
   const fanout = Math.min(Number(values.fanout), customers)
   const batchSizes = values['batch-sizes'].split(',').map(Number)
-  const runs = join(cacheDir, 'bench-runs')
-  mkdirSync(runs, { recursive: true })
-  const runDir = mkdtempSync(join(runs, 'consumer-'))
   const profileDir = values.profile === undefined ? undefined : resolve(values.profile)
   if (profileDir) mkdirSync(profileDir, { recursive: true })
   const [load1] = loadavg()
@@ -523,15 +521,7 @@ async function main(): Promise<void> {
       (values['consumer-node-options'] ? ` with NODE_OPTIONS=${values['consumer-node-options']}` : ''),
   )
   if (!values.sources) compileBuild()
-  let infra: LocalInfra | undefined
-  let failed = true
-  try {
-    infra = await startLocalInfra({
-      dataDir: runDir,
-      ports: { kafka: 0, redis: 0 },
-      prism: false,
-      log: (line) => err(`[infra] ${line}`),
-    })
+  await withBenchInfra('consumer', async (infra, runDir) => {
     const ownRedis = !process.env.REDIS_URL
     const results: RunResult[] = []
     for (const batchSize of batchSizes) {
@@ -567,13 +557,7 @@ async function main(): Promise<void> {
         .map((l) => l.toFixed(2))
         .join(' ')}`,
     )
-    failed = false
-  } finally {
-    await infra?.stop()
-    // The children's logs are what explains a failed run: kept then.
-    if (failed) err(`logs kept in ${runDir}`)
-    else if (!process.env.BENCH_KEEP_LOGS) rmSync(runDir, { recursive: true, force: true })
-  }
+  })
 }
 
 await main()

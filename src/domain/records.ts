@@ -214,7 +214,8 @@ export function fastEnvelope(raw: unknown): DecodedEnvelope | undefined {
     !Number.isSafeInteger(schemaVersion) ||
     schemaVersion < 1 ||
     !isString(source, 1, Number.MAX_SAFE_INTEGER) ||
-    (entity !== 'customer' && entity !== 'product') ||
+    typeof entity !== 'string' ||
+    !Object.hasOwn(entitySchemas, entity) ||
     !isString(id, 1, Number.MAX_SAFE_INTEGER) ||
     !isPlainObject(data) ||
     Object.getPrototypeOf(data) !== Object.prototype ||
@@ -223,5 +224,5 @@ export function fastEnvelope(raw: unknown): DecodedEnvelope | undefined {
     !isTimestamp(polledAt)
   )
     return undefined
-  return { schemaVersion, source, entity, id, data, contentHash, polledAt }
+  return { schemaVersion, source, entity: entity as EntityName, id, data, contentHash, polledAt }
 }
