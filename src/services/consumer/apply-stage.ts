@@ -37,7 +37,7 @@ import type { ConsumerMetrics } from '../../observability/metrics.ts'
 import type { AppliedStore } from '../../state/applied-store.ts'
 import type { CustomerWrite, EntityStore, ProductWrite } from '../../state/entity-store.ts'
 import type { ViewClock } from '../../state/view-clock.ts'
-import { refreshMessage } from './refresh.ts'
+import { refreshMessages } from './refresh.ts'
 
 /** What stage 1 works with. */
 export interface ApplyContext {
@@ -237,11 +237,8 @@ export async function applySourceBatch(ctx: ApplyContext, batch: readonly KafkaM
   // Step 3: refresh requests, acknowledged; step 4: the applied snapshots.
   if (refreshes.size > 0) {
     const seq = await ctx.clock.tick()
-    const messages = [...refreshes.entries()].map(([view, polledAt]) =>
-      refreshMessage(ctx.topics.refresh, view, polledAt, { seq }),
-    )
-    await ctx.publisher.send(messages)
-    ctx.metrics.refreshes.inc({ reason: 'change' }, messages.length)
+    await ctx.publisher.send(refreshMessages(ctx.topics.refresh, refreshes.entries(), { seq }))
+    ctx.metrics.refreshes.inc({ reason: 'change' }, refreshes.size)
   }
   await Promise.all([
     ctx.applied.writeIfCurrent('customer', snapshotEntries(customerNext)),

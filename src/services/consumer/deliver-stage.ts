@@ -34,7 +34,7 @@ import type { EntityStore } from '../../state/entity-store.ts'
 import type { RetrySchedule } from '../../state/retry-schedule.ts'
 import type { ViewClock } from '../../state/view-clock.ts'
 import type { ViewCoverage } from './coverage.ts'
-import { parseRefresh } from './refresh.ts'
+import { parseRefresh, type RefreshRequest } from './refresh.ts'
 
 /** What stage 2 works with. */
 export interface DeliverContext {
@@ -54,6 +54,8 @@ export interface DeliverContext {
   readonly retryDelayMs: number
   /** Views per Analytics request (`SINK_BATCH_SIZE`); default 1, one POST per view. */
   readonly batchSize?: number
+  /** Views evaluated together; default {@link DEFAULT_CHUNK_SIZE}. */
+  readonly chunkSize?: number
   /** Aborts waiting for Analytics on shutdown (the batch is then not committed). */
   readonly signal?: AbortSignal
 }
@@ -67,41 +69,72 @@ export interface ViewRequest {
   readonly seq: number | undefined
 }
 
-/** Handles one batch of refresh requests; resolves once every view is settled (or rescheduled). */
+/** Handles one batch of refresh messages; resolves once every view is settled (or rescheduled). */
 export async function deliverRefreshBatch(
   ctx: DeliverContext,
   batch: readonly KafkaMessage[],
 ): Promise<void> {
   const requests = new Map<ViewId, ViewRequest>()
+  let read = 0
   for (const message of batch) {
     const refresh = parseRefresh(message.key, message.value)
     if (refresh === undefined) {
       ctx.metrics.messages.inc({ topic: message.topic, result: 'poison' })
       ctx.logger.warn(
         { topic: message.topic, offset: String(message.offset), key: message.key },
-        `ignoring a refresh request whose key is not a view id: ${JSON.stringify(message.key)}`,
+        `ignoring a message on the refresh topic that is no refresh request (key ${JSON.stringify(message.key)})`,
       )
       continue
     }
-    ctx.metrics.messages.inc({ topic: message.topic, result: 'refresh' })
-    const known = requests.get(refresh.view)
-    const polledAt =
-      known?.polledAt === undefined || (refresh.polledAt !== undefined && refresh.polledAt < known.polledAt)
-        ? refresh.polledAt
-        : known.polledAt
-    requests.set(refresh.view, {
-      polledAt,
-      retry: refresh.retry || (known?.retry ?? false),
-      origin: messageOrigin(message),
-      seq:
-        known === undefined
-          ? refresh.seq
-          : known.seq === undefined || refresh.seq === undefined
-            ? undefined
-            : Math.max(known.seq, refresh.seq),
-    })
+    read++
+    if (refresh.invalid.length > 0) {
+      ctx.logger.warn(
+        { topic: message.topic, offset: String(message.offset), ignored: refresh.invalid.slice(0, 10) },
+        `ignoring ${refresh.invalid.length} member(s) of a refresh message that are not view ids`,
+      )
+    }
+    const origin = messageOrigin(message)
+    for (const request of refresh.requests) mergeRequest(requests, request, origin)
   }
-  await deliverViews(ctx, requests)
+  if (read > 0) ctx.metrics.messages.inc({ topic: batch[0]?.topic ?? '', result: 'refresh' }, read)
+  // The views of one batch are distinct, so its chunks can be in flight together: a view's
+  // deliveries stay serialized (a later batch starts after this one settled).
+  const chunked = chunks([...requests], ctx.chunkSize ?? DEFAULT_CHUNK_SIZE)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < chunked.length) {
+      const chunk = chunked[next++] as Array<[ViewId, ViewRequest]>
+      await deliverViews(ctx, new Map(chunk))
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunked.length) }, worker))
+}
+
+/** Views evaluated together (one read of their state, one write of their records). */
+export const DEFAULT_CHUNK_SIZE = 500
+
+/** Chunks of a batch in flight at once: one computes while the others wait on Redis or Analytics. */
+const CHUNKS_IN_FLIGHT = 3
+
+/** Merges a request into the batch's: the earliest poll time, retry if any is, the highest stamp. */
+function mergeRequest(requests: Map<ViewId, ViewRequest>, refresh: RefreshRequest, origin: DlqOrigin): void {
+  const known = requests.get(refresh.view)
+  const polledAt =
+    known?.polledAt === undefined || (refresh.polledAt !== undefined && refresh.polledAt < known.polledAt)
+      ? refresh.polledAt
+      : known.polledAt
+  requests.set(refresh.view, {
+    polledAt,
+    retry: refresh.retry || (known?.retry ?? false),
+    // The message that asked for the view, named by the view (a packed message's key is its shard).
+    origin: { ...origin, key: refresh.view },
+    seq:
+      known === undefined
+        ? refresh.seq
+        : known.seq === undefined || refresh.seq === undefined
+          ? undefined
+          : Math.max(known.seq, refresh.seq),
+  })
 }
 
 /**

@@ -1,11 +1,28 @@
 /**
- * Refresh requests, the messages between the consumer's two stages: a view id (the key, so every
- * refresh of one view goes through one partition and its deliveries are serialized), the poll time
- * of the change that caused it (for the end-to-end latency) and the view clock after the writes
+ * Refresh requests, the messages between the consumer's two stages. A request names a view, the poll
+ * time of the change that caused it (for the end-to-end latency) and the view clock after the writes
  * that caused it (`seq`, see `ViewClock`: stage 2 skips a request an earlier evaluation covered).
+ *
+ * Requests travel **packed**: every view id belongs to one of {@link REFRESH_SHARDS} shards (a hash of
+ * the id), and one message per shard carries all of a send's views of that shard, keyed by the shard.
+ * Every refresh of one view therefore still goes through one partition, so its deliveries stay
+ * serialized (design §4), while an initial load moves a few thousand messages instead of ~4 per view:
+ * a Kafka message costs the client, the broker and stage 2 far more than a view id inside one.
+ *
+ * The shard function and count must never change while requests are in flight (a view would then
+ * have two partitions): they are part of the topic's format, like the key of a table.
  */
 import { isViewId, type ViewId } from '../../domain/views.ts'
 import type { OutgoingMessage } from '../../kafka/ports.ts'
+import { murmur2 } from '../../kafka/producer.ts'
+
+/** How many shards view ids are packed by (≥ any sensible partition count of the refresh topic). */
+export const REFRESH_SHARDS = 64
+
+/** Most views one message carries (~50 KiB), far below Kafka's message limit. */
+export const MAX_VIEWS_PER_MESSAGE = 1000
+
+const SHARD_KEY_PREFIX = 'views#'
 
 /** A refresh request as read back. */
 export interface RefreshRequest {
@@ -17,34 +34,109 @@ export interface RefreshRequest {
   readonly seq: number | undefined
 }
 
+/** What one refresh message asks for. */
+export interface ParsedRefresh {
+  readonly requests: RefreshRequest[]
+  /** Members of a packed message that are not view ids (nothing can evaluate them; the caller logs them). */
+  readonly invalid: string[]
+}
+
+/** The shard of a view id: Kafka's own key hash, so a shard is as stable as a key. */
+export function refreshShard(view: ViewId): number {
+  return (murmur2(Buffer.from(view, 'utf8')) & 0x7fffffff) % REFRESH_SHARDS
+}
+
+/** The packed messages' value: view id → poll time (null when unknown). */
+interface PackedValue {
+  seq?: number
+  retry?: true
+  views: Record<string, string | null>
+}
+
 /**
- * The message asking stage 2 to re-evaluate `view`. Without `seq` it is always evaluated (retry
- * rounds, DLQ replays: they must act even on a view whose state did not change).
+ * The messages asking stage 2 to re-evaluate `views` (view id → the poll time of the change that
+ * caused it). Without `seq` they are always evaluated (retry rounds, DLQ replays, rebalances: they
+ * must act even on a view whose state did not change).
  */
+export function refreshMessages(
+  topic: string,
+  views: Iterable<readonly [ViewId, string | undefined]>,
+  options: { readonly retry?: boolean; readonly seq?: number } = {},
+): OutgoingMessage[] {
+  const shards = new Map<number, { packs: Array<Record<string, string | null>>; filled: number }>()
+  for (const [view, polledAt] of views) {
+    const shard = refreshShard(view)
+    let slot = shards.get(shard)
+    if (slot === undefined) {
+      slot = { packs: [{}], filled: 0 }
+      shards.set(shard, slot)
+    }
+    if (slot.filled === MAX_VIEWS_PER_MESSAGE) {
+      slot.packs.push({})
+      slot.filled = 0
+    }
+    const pack = slot.packs[slot.packs.length - 1] as Record<string, string | null>
+    if (!(view in pack)) slot.filled++
+    pack[view] = polledAt ?? null
+  }
+  const messages: OutgoingMessage[] = []
+  for (const [shard, { packs }] of shards) {
+    for (const views of packs) {
+      const value: PackedValue = { views }
+      if (options.seq !== undefined) value.seq = options.seq
+      if (options.retry) value.retry = true
+      messages.push({ topic, key: `${SHARD_KEY_PREFIX}${shard}`, value: JSON.stringify(value), headers: {} })
+    }
+  }
+  return messages
+}
+
+/** The message asking stage 2 to re-evaluate one view (see {@link refreshMessages}). */
 export function refreshMessage(
   topic: string,
   view: ViewId,
   polledAt: string | undefined,
   options: { readonly retry?: boolean; readonly seq?: number } = {},
 ): OutgoingMessage {
-  const value = { polledAt, ...(options.retry ? { retry: true } : {}), seq: options.seq }
-  return { topic, key: view, value: JSON.stringify(value), headers: {} }
+  return refreshMessages(topic, [[view, polledAt]], options)[0] as OutgoingMessage
 }
 
-/** Reads a refresh request; undefined when the message is not one (the reason is logged by the caller). */
-export function parseRefresh(key: string | null, value: Buffer | null): RefreshRequest | undefined {
-  if (key === null || !isViewId(key)) return undefined
-  let parsed: { polledAt?: unknown; retry?: unknown; seq?: unknown } = {}
+// Anything but a positive whole number is no stamp: evaluated, never wrongly skipped.
+const stampOf = (seq: unknown): number | undefined =>
+  Number.isSafeInteger(seq) && (seq as number) > 0 ? (seq as number) : undefined
+
+/**
+ * Reads the refresh requests of one message; undefined when it is not a refresh message (the reason
+ * is logged by the caller). A message keyed by a single view id (the format before packing) is read
+ * too, so requests published by an older consumer are not lost in an upgrade.
+ */
+export function parseRefresh(key: string | null, value: Buffer | null): ParsedRefresh | undefined {
+  if (key === null) return undefined
+  let parsed: { polledAt?: unknown; retry?: unknown; seq?: unknown; views?: unknown } = {}
   try {
     if (value !== null) parsed = JSON.parse(value.toString('utf8')) as typeof parsed
   } catch {
-    // A refresh is only its key; a damaged value costs the latency figure and the skip, nothing else.
+    if (!isViewId(key)) return undefined
+    // A single request is only its key; a damaged value costs the latency figure and the skip.
   }
-  return {
-    view: key,
-    polledAt: typeof parsed.polledAt === 'string' ? parsed.polledAt : undefined,
-    retry: parsed.retry === true,
-    // Anything but a positive whole number is no stamp: evaluated, never wrongly skipped.
-    seq: Number.isSafeInteger(parsed.seq) && (parsed.seq as number) > 0 ? (parsed.seq as number) : undefined,
+  if (parsed === null || typeof parsed !== 'object') parsed = {}
+  const retry = parsed.retry === true
+  const seq = stampOf(parsed.seq)
+  if (isViewId(key)) {
+    const polledAt = typeof parsed.polledAt === 'string' ? parsed.polledAt : undefined
+    return { requests: [{ view: key, polledAt, retry, seq }], invalid: [] }
   }
+  const views = parsed.views
+  if (!key.startsWith(SHARD_KEY_PREFIX) || views === null || typeof views !== 'object') return undefined
+  const requests: RefreshRequest[] = []
+  const invalid: string[] = []
+  for (const view in views as Record<string, unknown>) {
+    if (!isViewId(view)) {
+      invalid.push(view)
+      continue
+    }
+    const polledAt = (views as Record<string, unknown>)[view]
+    requests.push({ view, polledAt: typeof polledAt === 'string' ? polledAt : undefined, retry, seq })
+  }
+  return { requests, invalid }
 }

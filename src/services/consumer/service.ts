@@ -39,7 +39,7 @@ import { type ApplyContext, applySourceBatch } from './apply-stage.ts'
 import { ViewCoverage } from './coverage.ts'
 import { type DeliverContext, deliverRefreshBatch } from './deliver-stage.ts'
 import { type LagMonitor, startLagMonitor } from './lag-monitor.ts'
-import { parseRefresh, refreshMessage } from './refresh.ts'
+import { parseRefresh, refreshMessages } from './refresh.ts'
 import { type Stage, startStage } from './stage-runner.ts'
 
 /** Default of the consumer's metrics port: the brief's 9000. */
@@ -47,6 +47,13 @@ export const CONSUMER_METRICS_PORT = 9000
 
 /** Refresh requests are work items, not state: a day covers any outage worth waiting for. */
 const REFRESH_RETENTION_MS = 24 * 60 * 60 * 1000
+
+/**
+ * Refresh messages stage 2 takes at once. Each packs up to 1000 views (a stage-1 batch of 1000 source
+ * messages becomes about one per shard), so this bounds a batch to a few stage-1 batches' views:
+ * enough to coalesce a view requested by several of them, small enough to hold in memory.
+ */
+const REFRESH_MESSAGES_PER_BATCH = 128
 
 /** Knobs tests turn; production takes the defaults. */
 export interface ConsumerOverrides {
@@ -168,7 +175,7 @@ export async function startConsumerService(
       config,
       groupId: `${config.CONSUMER_GROUP}.deliver`,
       topics: [config.TOPIC_REFRESH],
-      maxBatch: config.CONSUMER_BATCH_SIZE,
+      maxBatch: REFRESH_MESSAGES_PER_BATCH,
       logger,
       // The stage's stop signal ends a wait for Analytics, leaving the batch uncommitted.
       handle: (batch, signal) => deliverRefreshBatch({ ...deliverContext, signal }, batch),
@@ -263,11 +270,11 @@ async function rerequestViews(
 ): Promise<void> {
   const views = new Map<ViewId, string | undefined>()
   for (const message of batch) {
-    const refresh = parseRefresh(message.key, message.value)
-    if (refresh !== undefined) views.set(refresh.view, refresh.polledAt)
+    for (const { view, polledAt } of parseRefresh(message.key, message.value)?.requests ?? [])
+      views.set(view, polledAt)
   }
   if (views.size === 0) return
-  await publisher.send([...views].map(([view, polledAt]) => refreshMessage(topic, view, polledAt)))
+  await publisher.send(refreshMessages(topic, views))
   metrics.refreshes.inc({ reason: 'rebalance' }, views.size)
   logger.info(
     { views: views.size },
@@ -289,7 +296,13 @@ async function runRetryPump(
       const due = await retries.claimDue(500)
       if (due.length > 0) {
         try {
-          await publisher.send(due.map((view) => refreshMessage(topic, view, undefined, { retry: true })))
+          await publisher.send(
+            refreshMessages(
+              topic,
+              due.map((view) => [view, undefined] as const),
+              { retry: true },
+            ),
+          )
           metrics.refreshes.inc({ reason: 'retry' }, due.length)
         } catch (error) {
           await retries.unclaim(due)
