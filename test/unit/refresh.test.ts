@@ -84,12 +84,15 @@ test('a stamp that is not a positive whole number counts as none (evaluated, nev
 test('a message that is no refresh request is refused, and members that are not view ids are named', () => {
   assert.equal(parseRefresh('not-a-view', Buffer.from('{}')), undefined)
   assert.equal(parseRefresh('views#1', Buffer.from('not json')), undefined)
-  assert.equal(parseRefresh('views#1', Buffer.from('{"views":[1]}'))?.requests.length, 0)
   assert.equal(parseRefresh('views#1', Buffer.from('{"views":"x"}')), undefined)
   assert.equal(parseRefresh(null, Buffer.from('{"views":{}}')), undefined)
-  assert.deepEqual(parseRefresh('views#1', Buffer.from('{"views":{"customer:1":null,"bogus":null}}')), {
-    requests: [{ view: 'customer:1', polledAt: undefined, retry: false, seq: undefined }],
-    invalid: ['bogus'],
+  const value = { views: { '': ['customer:1', 'bogus', 7], t: ['product:2'], u: 'product:3' } }
+  assert.deepEqual(parseRefresh('views#1', Buffer.from(JSON.stringify(value))), {
+    requests: [
+      { view: 'customer:1', polledAt: undefined, retry: false, seq: undefined },
+      { view: 'product:2', polledAt: 't', retry: false, seq: undefined },
+    ],
+    invalid: ['bogus', '7', 'u'],
   })
 })
 

@@ -14,7 +14,6 @@
  */
 import { isViewId, type ViewId } from '../../domain/views.ts'
 import type { OutgoingMessage } from '../../kafka/ports.ts'
-import { murmur2 } from '../../kafka/producer.ts'
 
 /** How many shards view ids are packed by (≥ any sensible partition count of the refresh topic). */
 export const REFRESH_SHARDS = 64
@@ -41,47 +40,64 @@ export interface ParsedRefresh {
   readonly invalid: string[]
 }
 
-/** The shard of a view id: Kafka's own key hash, so a shard is as stable as a key. */
+/**
+ * The shard of a view id: FNV-1a over its UTF-16 code units (no bytes to allocate, as Kafka's own key
+ * hash would need per view), so a shard is as stable as the id.
+ */
 export function refreshShard(view: ViewId): number {
-  return (murmur2(Buffer.from(view, 'utf8')) & 0x7fffffff) % REFRESH_SHARDS
+  let hash = 0x811c9dc5
+  for (let i = 0; i < view.length; i++) hash = Math.imul(hash ^ view.charCodeAt(i), 0x01000193)
+  return (hash >>> 0) % REFRESH_SHARDS
 }
 
-/** The packed messages' value: view id → poll time (null when unknown). */
+/**
+ * The packed messages' value: the views grouped by the poll time of the change that caused them
+ * ('' when unknown): one stage-1 batch's views mostly share a few poll times.
+ */
 interface PackedValue {
   seq?: number
   retry?: true
-  views: Record<string, string | null>
+  views: Record<string, ViewId[]>
+}
+
+/** One message being filled: its views by poll time, and how many it holds. */
+interface Pack {
+  readonly views: Record<string, ViewId[]>
+  size: number
 }
 
 /**
  * The messages asking stage 2 to re-evaluate `views` (view id → the poll time of the change that
- * caused it). Without `seq` they are always evaluated (retry rounds, DLQ replays, rebalances: they
- * must act even on a view whose state did not change).
+ * caused it), distinct views expected. Without `seq` they are always evaluated (retry rounds, DLQ
+ * replays, rebalances: they must act even on a view whose state did not change).
  */
 export function refreshMessages(
   topic: string,
   views: Iterable<readonly [ViewId, string | undefined]>,
   options: { readonly retry?: boolean; readonly seq?: number } = {},
 ): OutgoingMessage[] {
-  const shards = new Map<number, { packs: Array<Record<string, string | null>>; filled: number }>()
+  const shards = new Map<number, Pack[]>()
   for (const [view, polledAt] of views) {
     const shard = refreshShard(view)
-    let slot = shards.get(shard)
-    if (slot === undefined) {
-      slot = { packs: [{}], filled: 0 }
-      shards.set(shard, slot)
+    let packs = shards.get(shard)
+    if (packs === undefined) {
+      packs = []
+      shards.set(shard, packs)
     }
-    if (slot.filled === MAX_VIEWS_PER_MESSAGE) {
-      slot.packs.push({})
-      slot.filled = 0
+    let pack = packs[packs.length - 1]
+    if (pack === undefined || pack.size === MAX_VIEWS_PER_MESSAGE) {
+      pack = { views: Object.create(null) as Record<string, ViewId[]>, size: 0 }
+      packs.push(pack)
     }
-    const pack = slot.packs[slot.packs.length - 1] as Record<string, string | null>
-    if (!(view in pack)) slot.filled++
-    pack[view] = polledAt ?? null
+    const at = polledAt ?? ''
+    const group = pack.views[at]
+    if (group === undefined) pack.views[at] = [view]
+    else group.push(view)
+    pack.size++
   }
   const messages: OutgoingMessage[] = []
-  for (const [shard, { packs }] of shards) {
-    for (const views of packs) {
+  for (const [shard, packs] of shards) {
+    for (const { views } of packs) {
       const value: PackedValue = { views }
       if (options.seq !== undefined) value.seq = options.seq
       if (options.retry) value.retry = true
@@ -130,13 +146,17 @@ export function parseRefresh(key: string | null, value: Buffer | null): ParsedRe
   if (!key.startsWith(SHARD_KEY_PREFIX) || views === null || typeof views !== 'object') return undefined
   const requests: RefreshRequest[] = []
   const invalid: string[] = []
-  for (const view in views as Record<string, unknown>) {
-    if (!isViewId(view)) {
-      invalid.push(view)
+  for (const at in views as Record<string, unknown>) {
+    const group = (views as Record<string, unknown>)[at]
+    if (!Array.isArray(group)) {
+      invalid.push(at)
       continue
     }
-    const polledAt = (views as Record<string, unknown>)[view]
-    requests.push({ view, polledAt: typeof polledAt === 'string' ? polledAt : undefined, retry, seq })
+    const polledAt = at === '' ? undefined : at
+    for (const view of group) {
+      if (typeof view === 'string' && isViewId(view)) requests.push({ view, polledAt, retry, seq })
+      else invalid.push(String(view))
+    }
   }
   return { requests, invalid }
 }
