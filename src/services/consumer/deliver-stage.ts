@@ -114,7 +114,7 @@ export async function deliverRefreshBatch(
 export const DEFAULT_CHUNK_SIZE = 500
 
 /** Chunks of a batch in flight at once: one computes while the others wait on Redis or Analytics. */
-const CHUNKS_IN_FLIGHT = 3
+const CHUNKS_IN_FLIGHT = 1
 
 /** Merges a request into the batch's: the earliest poll time, retry if any is, the highest stamp. */
 function mergeRequest(requests: Map<ViewId, ViewRequest>, refresh: RefreshRequest, origin: DlqOrigin): void {
