@@ -266,7 +266,7 @@ export const envSpec = {
   },
   TOPIC_REFRESH: {
     expected: 'a Kafka topic name ([A-Za-z0-9._-], at most 249 characters)',
-    doc: 'Internal topic of view refresh requests (keyed by view id) between the two consumer stages.',
+    doc: 'Internal topic of view refresh requests between the two consumer stages (packed by shard of view id, keyed `views#<shard>`).',
     schema: topicName.default('pipeline_view_refresh'),
   },
   CONSUMER_BATCH_SIZE: {
