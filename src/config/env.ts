@@ -274,6 +274,11 @@ export const envSpec = {
     doc: 'Most records a consumer stage handles at once (fewer when fewer are waiting).',
     schema: wholeNumber(1, 100_000, 1000),
   },
+  CONSUMER_STALL_TIMEOUT_MS: {
+    expected: 'milliseconds between 1000 and 3600000',
+    doc: 'A consumer stage whose fetches go unanswered this long while it should be reading (not paused, room to buffer) is replaced by a new group member, with a warning and pipeline_consumer_stalls_total. Keep it above a rebalance (60 s).',
+    schema: wholeNumber(1000, 3_600_000, 120_000),
+  },
   DELIVERY_RETRY_ROUNDS: {
     expected: 'a whole number between 0 and 100',
     doc: 'Off-path retry rounds of a view that exhausted its in-line attempts before it is dead-lettered.',

@@ -187,6 +187,12 @@ export function createConsumerMetrics(registry: Registry) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
+    stalls: new Counter({
+      name: 'pipeline_consumer_stalls_total',
+      help: 'Consumer group members replaced because they went silent: no heartbeat answered, or no fetch answered while they should have been reading',
+      labelNames: ['stage'] as const,
+      registers: [registry],
+    }),
     paused: new Gauge({
       name: 'pipeline_consumer_paused',
       help: '1 while consumption is paused because the Analytics circuit is open',

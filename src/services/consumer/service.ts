@@ -154,6 +154,7 @@ export async function startConsumerService(
       logger,
       handle: (batch) => applySourceBatch(applyContext, batch),
       onBatch: (seconds) => metrics.batchDuration.observe({ stage: 'apply' }, seconds),
+      onStall: () => metrics.stalls.inc({ stage: 'apply' }),
     })
     const deliverContext: DeliverContext = {
       entities,
@@ -180,6 +181,7 @@ export async function startConsumerService(
       // The stage's stop signal ends a wait for Analytics, leaving the batch uncommitted.
       handle: (batch, signal) => deliverRefreshBatch({ ...deliverContext, signal }, batch),
       onBatch: (seconds) => metrics.batchDuration.observe({ stage: 'deliver' }, seconds),
+      onStall: () => metrics.stalls.inc({ stage: 'deliver' }),
       // Another member may have delivered these views meanwhile, and a delivery of ours computed
       // earlier may have landed after its newer one: the owner now evaluates them once more.
       onRebalanced: (batch) => rerequestViews(publisher, config.TOPIC_REFRESH, batch, metrics, logger),

@@ -10,6 +10,7 @@ import { describeError, ErrorCodes } from '../../errors.ts'
 import { processBatches } from '../../kafka/batches.ts'
 import { withDeadline } from '../../kafka/connection.ts'
 import { createConsumer, type KafkaMessage, type KafkaStream, openStream } from '../../kafka/consumer.ts'
+import { watchFetchLoop } from '../../kafka/fetch-watchdog.ts'
 import type { Logger } from '../../observability/logger.ts'
 
 /** How long closing a group member may take before the stage goes on without it. */
@@ -32,6 +33,8 @@ export interface StageOptions {
    * have moved to another member meanwhile, which then handled the same records alongside this one.
    */
   readonly onRebalanced?: (batch: readonly KafkaMessage[]) => Promise<void>
+  /** Called when the member went silent (see `fetch-watchdog.ts`) and is replaced by a new one. */
+  readonly onStall?: () => void
 }
 
 /** A running stage. */
@@ -77,10 +80,29 @@ export function startStage(options: StageOptions): Stage {
         )
         void mine?.close().catch(() => undefined)
       })
+      // A member that fails silently (no heartbeat answered, or fetches no longer answered while it
+      // should be reading) would hold its partitions for ever with lag growing: replace it.
+      const stalled = (what: string): void => {
+        options.logger.warn(
+          { stage: options.name, group: options.groupId, code: ErrorCodes.KAFKA_CONSUMER_STALLED },
+          `${options.name}: ${what}; rejoining with a new member`,
+        )
+        options.onStall?.()
+        void mine?.close().catch(() => undefined)
+      }
+      consumer.on('consumer:heartbeat:stalled', (event: { stalledFor?: number; lastError?: unknown }) => {
+        const cause = event.lastError === undefined ? '' : ` (last error: ${describeError(event.lastError)})`
+        stalled(`no heartbeat answered for ${Math.round((event.stalledFor ?? 0) / 1000)} s${cause}`)
+      })
       try {
         stream = await openStream(consumer, { topics: options.topics })
         mine = stream
         if (paused) stream.pause()
+        watchFetchLoop(stream, {
+          silenceMs: options.config.CONSUMER_STALL_TIMEOUT_MS,
+          paused: () => paused,
+          onStall: (silentForMs) => stalled(`no fetch answered for ${Math.round(silentForMs / 1000)} s`),
+        })
         markJoined()
         failures = 0
         options.logger.info(
