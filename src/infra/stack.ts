@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path'
 import { describeError } from '../errors.ts'
-import { startKafka } from './kafka.ts'
+import { ensureKafkaJars, startKafka } from './kafka.ts'
 import type { KafkaSaslOptions } from './kafka-sasl.ts'
 import { freePort } from './ports.ts'
 import { startPrism } from './prism.ts'
@@ -91,6 +91,10 @@ export async function startLocalInfra(options: InfraOptions): Promise<LocalInfra
     stops.push(prism.stop)
     return prism.url
   }
+  // The first run downloads the broker jars with Maven, synchronously: done before any part starts,
+  // or the download's minutes would count against the readiness deadlines of the others (a fresh
+  // clone in CI once failed so, Redis "not ready within 20 s" while Maven held the event loop).
+  if (!env.KAFKA_BROKERS) ensureKafkaJars()
   const results = await Promise.allSettled([kafkaTask(), redisTask(), prismTask()])
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
   if (failed) {
