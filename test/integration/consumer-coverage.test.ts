@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { ViewId } from '../../src/domain/views.ts'
 import type { KafkaMessage } from '../../src/kafka/consumer.ts'
 import { createLogger } from '../../src/observability/logger.ts'
@@ -77,7 +78,10 @@ function stage() {
       ctx = { ...make(), metrics }
     },
     /** Hands the stage one batch of refresh requests, as read from the refresh topic. */
-    async deliver(requests: ReadonlyArray<{ view: ViewId; seq?: number }>) {
+    async deliver(
+      requests: ReadonlyArray<{ view: ViewId; seq?: number }>,
+      override: Partial<DeliverContext> = {},
+    ) {
       const batch = requests.map(({ view, seq }) => {
         const message = refreshMessage('refresh', view, undefined, seq === undefined ? {} : { seq })
         offset += 1n
@@ -92,7 +96,7 @@ function stage() {
           commit: async () => undefined,
         } as unknown as KafkaMessage
       })
-      await deliverRefreshBatch(ctx, batch)
+      await deliverRefreshBatch({ ...ctx, ...override }, batch)
     },
     covered: () => metricValue(metrics.views, { result: 'covered' }),
   }
@@ -177,4 +181,46 @@ test('requests of one view in one batch: the highest stamp decides, an unstamped
   await writeCustomer(s, 'cov-4', 'Third')
   await s.deliver([{ view, seq: first }, { view }])
   assert.equal(heldName(view), 'Third', 'an unstamped request is evaluated, stale company or not')
+})
+
+test('a batch whose chunk fails lets its other chunk in flight settle first (no delivery outlives its batch)', async () => {
+  const s = stage()
+  await writeCustomer(s, 'cov-fails', 'A')
+  await writeCustomer(s, 'cov-slow', 'B')
+  // The second chunk's POST is slow; the first chunk fails on its Redis write before any POST.
+  mock.store.faults.add({ delayMs: 1500, match: 'customer:cov-slow:' })
+  const deliveries = s.ctx.deliveries
+  const markAttempted: DeliveryStore['markAttempted'] = async (attempts) => {
+    const list = [...attempts]
+    if (list.some((a) => a.viewId === 'customer:cov-fails')) throw new Error('Redis went away')
+    return deliveries.markAttempted(list)
+  }
+  const failing = new Proxy(deliveries, {
+    get(target, property) {
+      if (property === 'markAttempted') return markAttempted
+      const value: unknown = Reflect.get(target, property, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  try {
+    await assert.rejects(
+      s.deliver([{ view: 'customer:cov-fails' }, { view: 'customer:cov-slow' }], {
+        chunkSize: 1,
+        deliveries: failing,
+      }),
+      /Redis went away/,
+    )
+    // Had the batch failed while a delivery was on its way, a rejoined stage could deliver the view
+    // anew and see this older one land after it: nothing may reach Analytics after the failure.
+    const landed = mock.store.stats().received
+    await sleep(2000)
+    assert.equal(
+      mock.store.stats().received,
+      landed,
+      'no delivery of the failed batch landed after it failed',
+    )
+    assert.equal(heldName('customer:cov-fails'), undefined)
+  } finally {
+    mock.store.faults.clear()
+  }
 })

@@ -101,20 +101,34 @@ export async function deliverRefreshBatch(
   // deliveries stay serialized (a later batch starts after this one settled).
   const chunked = chunks([...requests], ctx.chunkSize ?? DEFAULT_CHUNK_SIZE)
   let next = 0
+  let failed = false
   const worker = async (): Promise<void> => {
-    while (next < chunked.length) {
+    while (!failed && next < chunked.length) {
       const chunk = chunked[next++] as Array<[ViewId, ViewRequest]>
-      await deliverViews(ctx, new Map(chunk))
+      try {
+        await deliverViews(ctx, new Map(chunk))
+      } catch (error) {
+        failed = true
+        throw error
+      }
     }
   }
-  await Promise.all(Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunked.length) }, worker))
+  // Every chunk in flight settles before the batch fails: a chunk still delivering after its batch
+  // was given up would race the next reader of the same views (this member rejoined, or another).
+  const outcomes = await Promise.allSettled(
+    Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunked.length) }, worker),
+  )
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason
 }
 
 /** Views evaluated together (one read of their state, one write of their records). */
 export const DEFAULT_CHUNK_SIZE = 500
 
-/** Chunks of a batch in flight at once: one computes while the others wait on Redis or Analytics. */
-const CHUNKS_IN_FLIGHT = 1
+/**
+ * Chunks of a batch in flight at once: one computes while the other waits on Redis or Analytics (a
+ * consumer on its own left a third of its core idle with one).
+ */
+const CHUNKS_IN_FLIGHT = 2
 
 /** Merges a request into the batch's: the earliest poll time, retry if any is, the highest stamp. */
 function mergeRequest(requests: Map<ViewId, ViewRequest>, refresh: RefreshRequest, origin: DlqOrigin): void {
