@@ -115,10 +115,17 @@ export async function deliverRefreshBatch(
   }
   // Every chunk in flight settles before the batch fails: a chunk still delivering after its batch
   // was given up would race the next reader of the same views (this member rejoined, or another).
-  const outcomes = await Promise.allSettled(
-    Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunked.length) }, worker),
-  )
-  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason
+  await settleAll(Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunked.length) }, worker))
+}
+
+/**
+ * Waits for every one of `tasks`, then throws the first failure. Where tasks POST views, failing at
+ * the first error would leave the others' deliveries on their way after the batch was given up, to
+ * land after what the next reader of those views delivers.
+ */
+async function settleAll(tasks: ReadonlyArray<Promise<unknown>>): Promise<void> {
+  for (const outcome of await Promise.allSettled(tasks))
+    if (outcome.status === 'rejected') throw outcome.reason
 }
 
 /** Views evaluated together (one read of their state, one write of their records). */
@@ -253,9 +260,9 @@ async function deliverOnce(
     await settle(ctx, plan, outcome, settled)
   }
   const batchSize = ctx.batchSize ?? 1
-  if (batchSize <= 1) await Promise.all(planned.map(deliverOne))
+  if (batchSize <= 1) await settleAll(planned.map(deliverOne))
   else {
-    await Promise.all(
+    await settleAll(
       chunks(planned, batchSize).map(async (group) => {
         let outcomes: DeliveryOutcome[]
         try {
@@ -266,10 +273,10 @@ async function deliverOnce(
         } catch {
           // An unusable key or payload refuses the whole batch before anything is sent: one by one,
           // only that view ends in the DLQ.
-          await Promise.all(group.map(deliverOne))
+          await settleAll(group.map(deliverOne))
           return
         }
-        await Promise.all(
+        await settleAll(
           group.map((plan, i) => settle(ctx, plan, outcomes[i] ?? { kind: 'aborted', attempts: 0 }, settled)),
         )
       }),
