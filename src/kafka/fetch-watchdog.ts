@@ -36,8 +36,6 @@ export interface FetchWatchOptions {
   readonly paused: () => boolean
   /** Called once, when the silence is reached; the caller closes the stream and joins again. */
   readonly onStall: (silentForMs: number) => void
-  /** How often the state is checked; default a tenth of `silenceMs`. */
-  readonly checkEveryMs?: number
 }
 
 /**
@@ -65,7 +63,8 @@ export function watchFetchLoop(stream: KafkaStream, options: FetchWatchOptions):
         since = performance.now()
       }
     },
-    options.checkEveryMs ?? Math.max(10, Math.round(options.silenceMs / 10)),
+    // Checked ten times per window: a stall is acted on within a tenth of the window after it.
+    Math.max(10, Math.round(options.silenceMs / 10)),
   )
   timer.unref()
   const stop = (): void => {

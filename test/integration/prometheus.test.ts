@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { parse } from 'yaml'
 import { cacheDir } from '../../src/infra/paths.ts'
 import { freePort } from '../../src/infra/ports.ts'
 import { type LocalPrometheus, queryPrometheus, startPrometheus } from '../../src/infra/prometheus.ts'
@@ -154,7 +155,10 @@ test('every dashboard query and every alert rule evaluates on the live series; n
     const all = body.data.groups.flatMap((g) => g.rules)
     return all.length > 0 && all.every((r) => !r.lastEvaluation.startsWith('0001')) ? all : undefined
   })
-  const defined = readFileSync(new URL('alerts.yml', deploy), 'utf8').match(/^\s*- alert: /gm)?.length ?? 0
+  const { groups } = parse(readFileSync(new URL('alerts.yml', deploy), 'utf8')) as {
+    groups: Array<{ rules: unknown[] }>
+  }
+  const defined = groups.reduce((sum, group) => sum + group.rules.length, 0)
   assert.ok(defined > 0)
   assert.equal(rules.length, defined, 'every rule of alerts.yml is loaded')
   for (const rule of rules) assert.equal(rule.health, 'ok', `${rule.name}: ${rule.lastError ?? ''}`)
