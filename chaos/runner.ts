@@ -58,6 +58,8 @@ function serviceEnv(stack: ChaosStack, options: ChaosOptions): Record<string, st
     // A SIGKILLed consumer holds its partitions this long: the broker's minimum keeps recovery quick.
     KAFKA_SESSION_TIMEOUT_MS: '6000',
     SINK_TIMEOUT_MS: String(SINK_TIMEOUT_MS),
+    // The slowed sink stores a request given up on 500 ms after the client's timeout.
+    SINK_LATE_ARRIVAL_MS: '3000',
     SOURCE_TIMEOUT_MS: '10000',
     RETRY_MAX_DELAY_MS: '2000',
     BREAKER_HALF_OPEN_AFTER_MS: '1000',

@@ -224,6 +224,11 @@ export const envSpec = {
     doc: 'Per-request timeout of an Analytics delivery (connect, headers and body each).',
     schema: wholeNumber(100, 600_000, 10_000),
   },
+  SINK_LATE_ARRIVAL_MS: {
+    expected: 'milliseconds between 0 and 3600000',
+    doc: 'How long after the consumer gave up on a request (timeout, cut connection, crash) Analytics may still store it. Until then no other content of that view is sent, since the late request would overwrite it.',
+    schema: wholeNumber(0, 3_600_000, 10_000),
+  },
   SINK_CONCURRENCY: {
     expected: 'a whole number between 1 and 1024',
     doc: 'Most Analytics requests in flight at once, and keep-alive connections to Analytics.',

@@ -241,7 +241,9 @@ export function forcedRedelivery(
   marker: string,
 ): DeliveryRecord | undefined {
   if (last === undefined || !keys.includes(last.key)) return undefined
-  return { key: last.key, hash: marker, confirmed: true }
+  // A request of the settled attempt that may still land keeps the next delivery waiting for it.
+  const late = last.mayLandUntil === undefined ? {} : { mayLandUntil: last.mayLandUntil }
+  return { key: last.key, hash: marker, confirmed: true, ...late }
 }
 
 /**

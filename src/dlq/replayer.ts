@@ -198,7 +198,7 @@ async function refresh(
       : 'it was attempted again since: delivered if it changed'
   if (dryRun) return { outcome: 'requested', detail: `would re-request ${action.view} (${how})` }
   await pace()
-  if (reset) await deps.deliveries.markConfirmed([{ viewId: action.view, key: reset.key, hash: reset.hash }])
+  if (reset) await deps.deliveries.put([[action.view, reset]])
   await deps.publisher.send([refreshMessage(deps.refreshTopic, action.view, new Date().toISOString())])
   deps.logger?.info(
     { view: action.view, offset, forced: reset !== undefined },

@@ -303,7 +303,7 @@ export function idempotencyKey(viewId: ViewId, previousKey: string | undefined, 
 
 /**
  * What the delivery store remembers per view: the last attempted delivery, and whether the sink
- * acknowledged it (2xx). Write it unconfirmed before the POST and confirmed after the 2xx.
+ * acknowledged it (2xx). Claimed unconfirmed before the POST, settled after it (see `DeliveryStore`).
  */
 export interface DeliveryRecord {
   readonly key: string
@@ -314,6 +314,19 @@ export interface DeliveryRecord {
    * computed from. Refresh requests stamped with it or lower are covered (see {@link isCovered}).
    */
   readonly seq?: number
+  /**
+   * Until when (epoch ms) a request carrying `key` may still land at Analytics: set while a POST is
+   * claimed and after one was abandoned (timeout, cut connection, circuit opened), absent once the
+   * sink answered 2xx (a late copy of a stored key is a replay). Until then no *other* content of the
+   * view is sent: it could land first and be overwritten by the late one.
+   */
+  readonly mayLandUntil?: number
+  /**
+   * Set when a delivery of another key may have landed after this one (a deliverer that found the
+   * record moved on when it settled): the sink may hold older content than the record says, so the
+   * next evaluation delivers the current content under a fresh key even when it did not change.
+   */
+  readonly doubt?: true
 }
 
 /**
@@ -336,6 +349,11 @@ export function isCovered(requested: number | undefined, evaluated: number | und
 export type DeliveryDecision =
   | { readonly action: 'skip' }
   | {
+      /** Another delivery of the view may still land (see {@link DeliveryRecord.mayLandUntil}): ask again later. */
+      readonly action: 'wait'
+      readonly until: number
+    }
+  | {
       readonly action: 'deliver'
       readonly payload: DeliveryPayload
       /** The payload's canonical JSON ({@link viewJson}): what `hash` digests, and the body to send. */
@@ -348,11 +366,14 @@ export type DeliveryDecision =
 
 /**
  * Decides the delivery of view `viewId` whose current payload is `payload` (undefined: the view is
- * absent), given its {@link DeliveryRecord} `last`.
+ * absent), given its {@link DeliveryRecord} `last`, at time `now` (epoch ms).
  *
  * - Same content as the last attempt: skip if the sink confirmed it, else re-send it under the same
- *   key (a crash between POST and confirmation; the sink dedupes).
+ *   key (a crash between POST and confirmation; the sink dedupes). In doubt, deliver it again under
+ *   a fresh key (see {@link DeliveryRecord.doubt}).
  * - Absent and never delivered: skip; there is nothing to delete.
+ * - Other content while a request of the last attempt may still land: wait (see
+ *   {@link DeliveryRecord.mayLandUntil}).
  * - Otherwise deliver the payload (a {@link DeletedView} when absent) under a key chained on the last
  *   attempt's key.
  *
@@ -365,6 +386,7 @@ export function decideDelivery(
   viewId: ViewId,
   payload: ViewPayload | undefined,
   last: DeliveryRecord | undefined,
+  now: number = Date.now(),
 ): DeliveryDecision {
   let body: DeliveryPayload
   if (payload !== undefined) body = payload
@@ -376,10 +398,12 @@ export function decideDelivery(
   }
   const json = viewJson(body)
   const hash = digest('sha256', json, 'hex')
-  if (last !== undefined && last.hash === hash) {
+  if (last !== undefined && last.hash === hash && last.doubt !== true) {
     if (last.confirmed) return { action: 'skip' }
     return { action: 'deliver', payload: body, json, hash, key: last.key, resend: true }
   }
+  if (last?.mayLandUntil !== undefined && now < last.mayLandUntil)
+    return { action: 'wait', until: last.mayLandUntil }
   return {
     action: 'deliver',
     payload: body,

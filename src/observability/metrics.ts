@@ -163,7 +163,7 @@ export function createConsumerMetrics(registry: Registry) {
     }),
     views: new Counter({
       name: 'pipeline_views_total',
-      help: 'View evaluations by type and result: delivered, unchanged, rejected, retry_scheduled, dead_lettered; covered: a refresh request skipped because an earlier evaluation covered it',
+      help: 'View evaluations by type and result: delivered, unchanged, rejected, retry_scheduled, dead_lettered; covered: a refresh request skipped because an earlier evaluation covered it; waiting: put off while an earlier delivery of the view may still land; overlap: another member delivered the view meanwhile, delivered again',
       labelNames: ['type', 'result'] as const,
       registers: [registry],
     }),

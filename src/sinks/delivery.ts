@@ -71,6 +71,16 @@ export function sinkOptionsFromConfig(config: Config, metrics?: SinkMetrics): An
   }
 }
 
+/**
+ * The longest a delivery's requests may keep landing at Analytics after it was claimed: every attempt
+ * timing out after its longest backoff, plus the late arrival of the last one. A claim older than
+ * this is dead (its member died or froze), and another member may deliver the view.
+ */
+export function deliveryWindowMs(config: Config): number {
+  const attempt = config.SINK_TIMEOUT_MS + config.RETRY_MAX_DELAY_MS
+  return config.RETRY_MAX_ATTEMPTS * attempt + config.SINK_LATE_ARRIVAL_MS
+}
+
 /** `ANALYTICS_URL` with `/batch` appended to its path: the batch endpoint when none is configured. */
 export function defaultBatchUrl(url: string): string {
   const batch = new URL(url)

@@ -1,6 +1,7 @@
 /**
  * The off-path retry schedule of views whose delivery exhausted its in-line attempts while Analytics
- * was healthy for others (design §5: a failing view must not hold up unrelated ones). A sorted set
+ * was healthy for others (design §5: a failing view must not hold up unrelated ones), and of views
+ * whose delivery waits for an earlier one that may still land ({@link RetrySchedule.defer}). A sorted set
  * of view ids by due time, and per view the rounds and attempts so far; a due view is claimed by
  * exactly one consumer (ZREM decides) and re-requested, so its retry computes the current state.
  */
@@ -59,6 +60,23 @@ export class RetrySchedule {
       this.#redis.zAdd(this.#due, { score: dueAt, value: view }),
     ])
     return { kind: 'scheduled', round: record.rounds, dueAt }
+  }
+
+  /**
+   * Asks for `views` to be evaluated again at `dueAt` without counting a failed round: their delivery
+   * waits for another one that may still land. An earlier due time already scheduled is kept.
+   */
+  async defer(views: readonly ViewId[], dueAt: number): Promise<void> {
+    if (views.length === 0) return
+    await Promise.all(
+      chunks([...views]).map((slice) =>
+        this.#redis.zAdd(
+          this.#due,
+          slice.map((value) => ({ score: dueAt, value })),
+          { comparison: 'LT' },
+        ),
+      ),
+    )
   }
 
   /** Forgets `views` (delivered, or settled otherwise). */

@@ -9,20 +9,17 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import type { ViewId } from '../../src/domain/views.ts'
-import type { KafkaMessage } from '../../src/kafka/consumer.ts'
-import { createLogger } from '../../src/observability/logger.ts'
 import { createConsumerMetrics, createRegistry } from '../../src/observability/metrics.ts'
-import { ViewCoverage } from '../../src/services/consumer/coverage.ts'
 import { type DeliverContext, deliverRefreshBatch } from '../../src/services/consumer/deliver-stage.ts'
 import { refreshMessage } from '../../src/services/consumer/refresh.ts'
 import { type MockAnalytics, startMockAnalytics } from '../../src/services/mock-analytics/server.ts'
-import { AnalyticsSink } from '../../src/sinks/delivery.ts'
-import { DeliveryStore } from '../../src/state/delivery-store.ts'
+import type { AnalyticsSink } from '../../src/sinks/delivery.ts'
 import { EntityStore } from '../../src/state/entity-store.ts'
-import { RetrySchedule } from '../../src/state/retry-schedule.ts'
 import { ViewClock } from '../../src/state/view-clock.ts'
+import { deliverContext, testSink } from '../helpers/deliver-stage.ts'
 import { customerRecord, stored } from '../helpers/entities.ts'
 import { metricValue } from '../helpers/metrics.ts'
+import { messageReader } from '../helpers/read-messages.ts'
 import { useTestRedis } from '../helpers/redis.ts'
 
 const testRedis = useTestRedis()
@@ -31,13 +28,7 @@ let sink: AnalyticsSink
 
 before(async () => {
   mock = await startMockAnalytics({ port: 0 })
-  sink = new AnalyticsSink({
-    url: `${mock.url}/analytics/data`,
-    timeoutMs: 5000,
-    concurrency: 4,
-    retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 50 },
-    breaker: { failureThreshold: 10, halfOpenAfterMs: 500 },
-  })
+  sink = testSink(mock.url, 5000, 2)
 })
 after(async () => {
   await sink.close()
@@ -49,24 +40,13 @@ function stage() {
   const prefix = testRedis.newPrefix('coverage')
   const redis = testRedis.redis
   const metrics = createConsumerMetrics(createRegistry('consumer'))
-  const make = (): DeliverContext => ({
-    entities: new EntityStore(redis, prefix),
-    deliveries: new DeliveryStore(redis, prefix),
-    retries: new RetrySchedule(redis, prefix),
-    clock: new ViewClock(redis, prefix),
-    coverage: new ViewCoverage(),
-    sink,
-    dlq: {
-      write: async () => assert.fail('nothing is dead-lettered here'),
-    },
-    metrics,
-    logger: createLogger({ service: 'test', level: 'silent' }),
-    viewOptions: { lowStockThreshold: 10, customerIdsCap: 100 },
-    retryRounds: 1,
-    retryDelayMs: 1000,
-  })
+  const make = (): DeliverContext =>
+    deliverContext(
+      { redis, prefix, sink, metrics },
+      { dlq: { write: async () => assert.fail('nothing is dead-lettered here') } },
+    )
   let ctx = make()
-  let offset = 0n
+  const read = messageReader('refresh')
   return {
     get ctx() {
       return ctx
@@ -81,20 +61,9 @@ function stage() {
       requests: ReadonlyArray<{ view: ViewId; seq?: number }>,
       override: Partial<DeliverContext> = {},
     ) {
-      const batch = requests.map(({ view, seq }) => {
-        const message = refreshMessage('refresh', view, undefined, seq === undefined ? {} : { seq })
-        offset += 1n
-        return {
-          topic: 'refresh',
-          partition: 0,
-          offset,
-          timestamp: BigInt(Date.now()),
-          key: message.key,
-          value: Buffer.from(message.value as string),
-          headers: new Map(),
-          commit: async () => undefined,
-        } as unknown as KafkaMessage
-      })
+      const batch = requests.map(({ view, seq }) =>
+        read(refreshMessage('refresh', view, undefined, seq === undefined ? {} : { seq })),
+      )
       await deliverRefreshBatch({ ...ctx, ...override }, batch)
     },
     covered: () => metricValue(metrics.views, { result: 'covered' }),

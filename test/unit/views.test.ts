@@ -209,6 +209,35 @@ test('decideDelivery: A delivered, B POSTed but its 2xx not recorded, back to A:
   assert.notEqual(back.key, b.key)
 })
 
+test('decideDelivery: other content waits while a request of the last attempt may still land', () => {
+  const a = decideDelivery(viewId, viewA, undefined)
+  assert.ok(a.action === 'deliver')
+  const inAir: DeliveryRecord = { key: a.key, hash: a.hash, confirmed: false, mayLandUntil: 2000 }
+  assert.deepEqual(decideDelivery(viewId, viewB, inAir, 1999), { action: 'wait', until: 2000 })
+  assert.deepEqual(decideDelivery(viewId, undefined, inAir, 1999), { action: 'wait', until: 2000 })
+  const resend = decideDelivery(viewId, viewA, inAir, 1999)
+  assert.ok(resend.action === 'deliver' && resend.key === a.key, 'the same content goes at once: same key')
+  const later = decideDelivery(viewId, viewB, inAir, 2000)
+  assert.ok(later.action === 'deliver' && later.key === idempotencyKey(viewId, a.key, viewHash(viewB)))
+  const lettered: DeliveryRecord = { ...inAir, confirmed: true }
+  assert.deepEqual(decideDelivery(viewId, viewA, lettered, 1999), { action: 'skip' }, 'settled content')
+  assert.deepEqual(decideDelivery(viewId, viewB, lettered, 1999), { action: 'wait', until: 2000 })
+})
+
+test('decideDelivery: a record in doubt delivers even unchanged content again, under a fresh key', () => {
+  const a = decideDelivery(viewId, viewA, undefined)
+  assert.ok(a.action === 'deliver')
+  const doubt: DeliveryRecord = { key: a.key, hash: a.hash, confirmed: true, doubt: true }
+  const again = decideDelivery(viewId, viewA, doubt)
+  assert.ok(again.action === 'deliver')
+  assert.notEqual(again.key, a.key, 'the old key may be what the sink already deduped')
+  assert.equal(again.resend, false)
+  assert.deepEqual(decideDelivery(viewId, viewA, { ...doubt, mayLandUntil: 10 }, 9), {
+    action: 'wait',
+    until: 10,
+  })
+})
+
 /**
  * The whole delivery protocol against a model of the sink (dedupes on the key, a view holds its
  * latest record), with a crash at any point: before the POST reaches the sink, or after the sink
@@ -229,7 +258,7 @@ test('property: with crashes anywhere, the sink ends holding the current view an
       let current: ViewPayload | undefined
       const deliver = (outcome: string): boolean => {
         const decision = decideDelivery(viewId, current, record)
-        if (decision.action === 'skip') return false
+        if (decision.action !== 'deliver') return false
         record = { key: decision.key, hash: decision.hash, confirmed: false }
         if (outcome === 'lost-request') return true
         const body = JSON.stringify(decision.payload)

@@ -15,6 +15,7 @@ import { type DlqEntry, type DlqError, type DlqOrigin, messageOrigin } from '../
 import {
   computeView,
   type DeliveryPayload,
+  type DeliveryRecord,
   decideDelivery,
   isCovered,
   parseViewId,
@@ -29,7 +30,7 @@ import type { ConsumerMetrics } from '../../observability/metrics.ts'
 import type { AnalyticsSink } from '../../sinks/delivery.ts'
 import { type DeliveryOutcome, dlqErrorOf } from '../../sinks/outcome.ts'
 import { chunks } from '../../state/bulk.ts'
-import type { DeliveryStore } from '../../state/delivery-store.ts'
+import type { DeliveryStore, Settlement } from '../../state/delivery-store.ts'
 import type { EntityStore } from '../../state/entity-store.ts'
 import type { RetrySchedule } from '../../state/retry-schedule.ts'
 import type { ViewClock } from '../../state/view-clock.ts'
@@ -52,6 +53,10 @@ export interface DeliverContext {
   readonly viewOptions: Required<ViewOptions>
   readonly retryRounds: number
   readonly retryDelayMs: number
+  /** How long one delivery, its retries included, may take: a claim's life (see `DeliveryStore`). */
+  readonly inFlightMs: number
+  /** How long after the client gave up a request may still land at Analytics (`SINK_LATE_ARRIVAL_MS`). */
+  readonly lateMs: number
   /** Views per Analytics request (`SINK_BATCH_SIZE`); default 1, one POST per view. */
   readonly batchSize?: number
   /** Aborts waiting for Analytics on shutdown (the batch is then not committed). */
@@ -186,7 +191,11 @@ async function deliverOnce(
   if (open.length === 0) return new Map()
   // The clock is read before any state the views are computed from (see ViewClock).
   const [seq, last] = await Promise.all([ctx.clock.read(), ctx.deliveries.read(open.map(([view]) => view))])
-  const evaluate = uncovered(open, (view) => last.get(view)?.seq)
+  // A record in doubt covers nothing: the sink may hold older content than it says.
+  const evaluate = uncovered(open, (view) => {
+    const record = last.get(view)
+    return record?.doubt ? undefined : record?.seq
+  })
   if (evaluate.length === 0) return new Map()
   const inputs = await ctx.entities.loadViewInputs(
     evaluate.map(([view]) => view),
@@ -194,15 +203,23 @@ async function deliverOnce(
   )
   const planned: Planned[] = []
   const settledWithoutPost: ViewId[] = []
+  const waiting: ViewId[] = []
+  const now = Date.now()
+  let wakeAt = Number.POSITIVE_INFINITY
   for (const [view, request] of evaluate) {
     const viewInputs = inputs.get(view)
     const payload = viewInputs ? computeView(viewInputs, ctx.viewOptions) : undefined
-    const decision = decideDelivery(view, payload, last.get(view))
+    const decision = decideDelivery(view, payload, last.get(view), now)
     const type = parseViewId(view)?.type ?? 'unknown'
     if (decision.action === 'skip') {
       ctx.metrics.views.inc({ type, result: 'unchanged' })
       ctx.coverage.note(view, seq)
       if (request.retry) settledWithoutPost.push(view)
+      continue
+    }
+    if (decision.action === 'wait') {
+      waiting.push(view)
+      wakeAt = Math.min(wakeAt, decision.until)
       continue
     }
     planned.push({
@@ -216,11 +233,33 @@ async function deliverOnce(
     })
   }
   if (settledWithoutPost.length > 0) await ctx.retries.clear(settledWithoutPost)
-  if (planned.length === 0) return new Map()
-  // Recorded before the POST: a crash after it re-sends the same key (see decideDelivery).
-  await ctx.deliveries.markAttempted(planned.map((p) => ({ viewId: p.view, key: p.key, hash: p.hash })))
+  // Recorded before the POST: a crash after it re-sends the same key (see decideDelivery). A view
+  // another member claimed since its record was read is left to that member's delivery.
+  const lost =
+    planned.length === 0
+      ? new Set<ViewId>()
+      : await ctx.deliveries.claim(
+          planned.map((p) => ({
+            viewId: p.view,
+            previousKey: last.get(p.view)?.key,
+            key: p.key,
+            hash: p.hash,
+            mayLandUntil: now + ctx.inFlightMs,
+          })),
+        )
+  if (lost.size > 0) waiting.push(...lost)
+  await waitForEarlierDeliveries(ctx, waiting, Math.min(wakeAt, now + WAIT_STEP_MS))
+  const claimed = lost.size === 0 ? planned : planned.filter((p) => !lost.has(p.view))
+  if (claimed.length === 0) return new Map()
 
-  const settled: Settled = { postponed: new Map(), confirmed: [], deadLetters: [], cleared: [] }
+  const settled: Settled = {
+    postponed: new Map(),
+    delivered: [],
+    closed: [],
+    ended: [],
+    deadLetters: [],
+    cleared: [],
+  }
   const deliverOne = async (plan: Planned): Promise<void> => {
     let outcome: DeliveryOutcome | Thrown
     try {
@@ -236,10 +275,10 @@ async function deliverOnce(
     await settle(ctx, plan, outcome, settled)
   }
   const batchSize = ctx.batchSize ?? 1
-  if (batchSize <= 1) await settleAll(planned.map(deliverOne))
+  if (batchSize <= 1) await settleAll(claimed.map(deliverOne))
   else {
     await settleAll(
-      chunks(planned, batchSize).map(async (group) => {
+      chunks(claimed, batchSize).map(async (group) => {
         let outcomes: DeliveryOutcome[]
         try {
           outcomes = await ctx.sink.deliverBatch(
@@ -258,18 +297,14 @@ async function deliverOnce(
       }),
     )
   }
-  const { postponed, confirmed, deadLetters, cleared } = settled
+  const { postponed, delivered, closed, deadLetters, cleared } = settled
   if (deadLetters.length > 0) {
     await ctx.dlq.write(deadLetters)
     ctx.metrics.dlqMessages.inc({ stage: 'deliver' }, deadLetters.length)
   }
-  await Promise.all([
-    ctx.deliveries.markConfirmed(confirmed.map((p) => ({ viewId: p.view, key: p.key, hash: p.hash, seq }))),
-    cleared.length > 0 ? ctx.retries.clear(cleared) : Promise.resolve(),
-  ])
-  for (const plan of confirmed) ctx.coverage.note(plan.view, seq)
-  const lettered = new Set(deadLetters.map((entry) => entry.idempotencyKey))
-  const delivered = confirmed.filter((plan) => !lettered.has(plan.key))
+  const moved = await settleRecords(ctx, seq, settled)
+  if (cleared.length > 0) await ctx.retries.clear(cleared)
+  for (const plan of [...delivered, ...closed]) if (!moved.has(plan.view)) ctx.coverage.note(plan.view, seq)
   if (delivered.length > 0) {
     // One line per batch, not per view: readable in the demo, cheap at 100k views.
     const sample = delivered.slice(0, 5).map((plan) => plan.view)
@@ -283,6 +318,60 @@ async function deliverOnce(
   return postponed
 }
 
+/**
+ * How long a view whose delivery waits for an earlier one is put off at most before it is looked at
+ * again: the earlier one is usually settled within a second by the member that claimed it, and its
+ * claim's end (`mayLandUntil`) only matters when that member died.
+ */
+const WAIT_STEP_MS = 1000
+
+/**
+ * Puts off `views`, whose delivery waits for an earlier one that may still land (another member's
+ * claim, or a request given up on that Analytics may still store): the retry schedule asks for them
+ * again at `dueAt`, computed from the then current state.
+ */
+async function waitForEarlierDeliveries(ctx: DeliverContext, views: readonly ViewId[], dueAt: number) {
+  if (views.length === 0) return
+  await ctx.retries.defer(views, dueAt)
+  for (const view of views)
+    ctx.metrics.views.inc({ type: parseViewId(view)?.type ?? 'unknown', result: 'waiting' })
+  ctx.logger.debug(
+    { views: views.length, sample: views.slice(0, 5) },
+    `${views.length} view(s) wait for an earlier delivery that may still land`,
+  )
+}
+
+/**
+ * Settles the claims of a round: confirmed deliveries (2xx, with the clock they cover) and settled
+ * failures, and attempts that ended without an answer (the sink may store them late). Views whose
+ * record another member claimed meanwhile are in doubt now and evaluated again soon.
+ */
+async function settleRecords(ctx: DeliverContext, seq: number, settled: Settled): Promise<Set<ViewId>> {
+  // Dead-lettered or not, a request given up on may still be stored by the sink until `late`.
+  const late = Date.now() + ctx.lateMs
+  const record = (plan: Planned, rest: Omit<DeliveryRecord, 'key' | 'hash'>): Settlement => ({
+    viewId: plan.view,
+    record: { key: plan.key, hash: plan.hash, ...rest },
+  })
+  const settlements = [
+    ...settled.delivered.map((plan) => record(plan, { confirmed: true, seq })),
+    ...settled.closed.map((plan) => record(plan, { confirmed: true, mayLandUntil: late })),
+    ...settled.ended.map((plan) => record(plan, { confirmed: false, mayLandUntil: late })),
+  ]
+  if (settlements.length === 0) return new Set()
+  const moved = await ctx.deliveries.settle(settlements)
+  if (moved.size > 0) {
+    await ctx.retries.defer([...moved], Date.now())
+    for (const view of moved)
+      ctx.metrics.views.inc({ type: parseViewId(view)?.type ?? 'unknown', result: 'overlap' })
+    ctx.logger.warn(
+      { views: moved.size, sample: [...moved].slice(0, 5) },
+      `${moved.size} view(s) were delivered by another member meanwhile (a rebalance); evaluating them again under a fresh key`,
+    )
+  }
+  return moved
+}
+
 /** A delivery that threw instead of ending in an outcome: a bug or an unusable key. */
 interface Thrown {
   readonly kind: 'thrown'
@@ -293,8 +382,12 @@ interface Thrown {
 interface Settled {
   /** Views to deliver again once Analytics answers (circuit open) or in the next run (aborted). */
   readonly postponed: Map<ViewId, ViewRequest>
-  /** Views whose delivery record is confirmed: delivered, or settled in the DLQ. */
-  readonly confirmed: Planned[]
+  /** Views Analytics answered 2xx for. */
+  readonly delivered: Planned[]
+  /** Views settled without a 2xx (dead-lettered): this content is not sent again. */
+  readonly closed: Planned[]
+  /** Views whose attempts ended without an answer (retried later): a request may still land. */
+  readonly ended: Planned[]
   readonly deadLetters: DlqEntry[]
   /** Views whose off-path retry record is cleared. */
   readonly cleared: ViewId[]
@@ -307,19 +400,19 @@ async function settle(
   outcome: DeliveryOutcome | Thrown,
   settled: Settled,
 ): Promise<void> {
-  const { postponed, confirmed, deadLetters, cleared } = settled
+  const { postponed, delivered, closed, ended, deadLetters, cleared } = settled
   switch (outcome.kind) {
     case 'thrown': {
       // Only a bug or an unusable key lands here: dead-letter rather than stall the partition.
       deadLetters.push(
         deliverEntry(plan, { class: 'DeliveryError', message: describeError(outcome.error) }, 1),
       )
-      confirmed.push(plan)
+      closed.push(plan)
       ctx.metrics.views.inc({ type: plan.type, result: 'dead_lettered' })
       return
     }
     case 'delivered': {
-      confirmed.push(plan)
+      delivered.push(plan)
       if (plan.request.retry) cleared.push(plan.view)
       ctx.metrics.views.inc({ type: plan.type, result: 'delivered' })
       const polled = plan.request.polledAt ? Date.parse(plan.request.polledAt) : Number.NaN
@@ -329,7 +422,7 @@ async function settle(
     }
     case 'rejected': {
       // Settled: the same content is not sent again; a DLQ replay re-requests the view.
-      confirmed.push(plan)
+      closed.push(plan)
       cleared.push(plan.view)
       deadLetters.push(deliverEntry(plan, dlqErrorOf(outcome), outcome.attempts))
       ctx.metrics.views.inc({ type: plan.type, result: 'rejected' })
@@ -350,9 +443,10 @@ async function settle(
           { view: plan.view, round: decision.round, dueAt: new Date(decision.dueAt).toISOString() },
           `${plan.view} failed ${outcome.attempts} attempt(s) (${outcome.error.message}); retry round ${decision.round} at ${new Date(decision.dueAt).toISOString()}`,
         )
+        ended.push(plan)
         return
       }
-      confirmed.push(plan)
+      closed.push(plan)
       deadLetters.push(
         deliverEntry(plan, dlqErrorOf(outcome), decision.record.attempts, decision.record.firstFailedAt),
       )
@@ -366,6 +460,7 @@ async function settle(
     case 'circuit-open':
     case 'aborted':
       postponed.set(plan.view, plan.request)
+      ended.push(plan)
       return
   }
 }

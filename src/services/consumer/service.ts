@@ -25,7 +25,7 @@ import {
   createRegistry,
   createSinkMetrics,
 } from '../../observability/metrics.ts'
-import { AnalyticsSink, sinkOptionsFromConfig } from '../../sinks/delivery.ts'
+import { AnalyticsSink, deliveryWindowMs, sinkOptionsFromConfig } from '../../sinks/delivery.ts'
 import { AppliedStore } from '../../state/applied-store.ts'
 import { DeliveryStore } from '../../state/delivery-store.ts'
 import { EntityStore } from '../../state/entity-store.ts'
@@ -169,6 +169,8 @@ export async function startConsumerService(
       viewOptions: { lowStockThreshold: config.LOW_STOCK_THRESHOLD, customerIdsCap: 100 },
       retryRounds: config.DELIVERY_RETRY_ROUNDS,
       retryDelayMs: config.DELIVERY_RETRY_DELAY_MS,
+      inFlightMs: deliveryWindowMs(config),
+      lateMs: config.SINK_LATE_ARRIVAL_MS,
       batchSize: config.SINK_BATCH_SIZE,
     }
     const deliverStage = startStage({
