@@ -13,16 +13,19 @@
  * Claims and settlements are compare-and-set on the record's key, because two members may deliver one
  * view at once: after a rebalance the member that lost the partition can still be POSTing while the
  * new owner reads the same requests. Of two claims made from the same record only the first wins, so
- * two contents of a view are never in the air together; and a settlement that finds the record moved
+ * two contents of a view are never in the air together; a claim also loses to any evaluation that
+ * read a later view clock (one that found nothing to send says so with {@link DeliveryStore.evaluated}),
+ * so an older evaluation cannot send what a newer one skipped; and a settlement that finds the record moved
  * on (its claim had expired) marks it in doubt, so the view is delivered again under a fresh key.
  *
  * Key: `<prefix>:consumer:delivered`, a hash view id → JSON {@link DeliveryRecord}. Records of deleted
- * views stay: the next key of a view that comes back chains on them.
+ * views stay: the next key of a view that comes back chains on them. `<prefix>:consumer:evaluated`, a
+ * hash view id → the view clock its latest claiming or skipping evaluation read.
  */
 import type { DeliveryRecord, ViewId } from '../domain/views.ts'
 import { chunks, hGetJsonMany, hSetJsonMany } from './bulk.ts'
 import type { Redis } from './redis.ts'
-import { runScript, script } from './scripts.ts'
+import { runScript, type Script, script } from './scripts.ts'
 
 /** A delivery about to be POSTed: it may go only while the view's record is still `previousKey`'s. */
 export interface Claim {
@@ -42,18 +45,38 @@ export interface Settlement {
 }
 
 // Per claim: write the record only if the stored one still has the key the decision was made from
-// ('' for none). KEYS[1] the records; ARGV triples of view, previous key, record JSON. Returns the
-// views whose record moved on.
+// ('' for none) and no evaluation read a later view clock than this one (ARGV[1]): that one may have
+// seen a write this one missed, and skipped the view as unchanged. KEYS[1] the records, KEYS[2] the
+// clock of the latest evaluation per view; then ARGV triples of view, previous key, record JSON.
+// Returns the views whose record moved on.
 const CLAIM = script(`
+local seq = tonumber(ARGV[1])
 local lost = {}
-for i = 1, #ARGV, 3 do
+for i = 2, #ARGV, 3 do
   local view, previous, json = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local raw = redis.call('HGET', KEYS[1], view)
   local current = ''
   if raw then current = cjson.decode(raw).key end
-  if current == previous then redis.call('HSET', KEYS[1], view, json) else lost[#lost + 1] = view end
+  if current == previous and (tonumber(redis.call('HGET', KEYS[2], view)) or 0) <= seq then
+    redis.call('HSET', KEYS[1], view, json)
+    redis.call('HSET', KEYS[2], view, seq)
+  else
+    lost[#lost + 1] = view
+  end
 end
 return lost
+`)
+
+// Per view: record that an evaluation read the view clock at ARGV[1], unless a later one did.
+// KEYS[1] the clock of the latest evaluation per view; ARGV[2..] the views.
+const EVALUATED = script(`
+local seq = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  if (tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or 0) < seq then
+    redis.call('HSET', KEYS[1], ARGV[i], seq)
+  end
+end
+return 1
 `)
 
 // Per settlement: while the stored record still has the settled key, replace it (keeping a doubt
@@ -92,10 +115,12 @@ const RECORDS_PER_CALL = 200
 export class DeliveryStore {
   readonly #redis: Redis
   readonly #key: string
+  readonly #evaluated: string
 
   constructor(redis: Redis, prefix = 'pipeline') {
     this.#redis = redis
     this.#key = `${prefix}:consumer:delivered`
+    this.#evaluated = `${prefix}:consumer:evaluated`
   }
 
   /** The records of those of `viewIds` that have one. */
@@ -105,12 +130,14 @@ export class DeliveryStore {
 
   /**
    * Records that these deliveries are about to be POSTed, their outcome unknown, each only if its
-   * view's record is still the one it was decided from.
+   * view's record is still the one it was decided from and no evaluation read a later clock than
+   * `seq`, the view clock read before the state these deliveries were computed from.
    *
-   * @returns the views whose record moved on meanwhile (another member claimed them): not to be sent
+   * @returns the views whose record moved on meanwhile (another member claimed them, or evaluated
+   *   them from newer state): not to be sent
    */
-  async claim(claims: readonly Claim[]): Promise<Set<ViewId>> {
-    return this.#run(CLAIM, claims, (c) => {
+  async claim(claims: readonly Claim[], seq: number): Promise<Set<ViewId>> {
+    return this.#run(CLAIM, [this.#key, this.#evaluated], [String(seq)], claims, (c) => {
       const record: DeliveryRecord = {
         key: c.key,
         hash: c.hash,
@@ -128,7 +155,7 @@ export class DeliveryStore {
    *   delivery may have landed after its. Those are now in doubt; evaluate them again.
    */
   async settle(settlements: readonly Settlement[]): Promise<Set<ViewId>> {
-    return this.#run(SETTLE, settlements, ({ viewId, record }) => [
+    return this.#run(SETTLE, [this.#key], [], settlements, ({ viewId, record }) => [
       viewId,
       record.key,
       JSON.stringify(record),
@@ -136,17 +163,33 @@ export class DeliveryStore {
     ])
   }
 
+  /**
+   * Records that `views` were evaluated, from state read after the view clock read `seq`, and found
+   * with nothing to send. A member still holding an older evaluation of one of them can then no
+   * longer claim it: what it would send may be older than what this evaluation saw.
+   */
+  async evaluated(views: readonly ViewId[], seq: number): Promise<void> {
+    await this.#run(EVALUATED, [this.#evaluated], [String(seq)], views, (view) => [view])
+  }
+
   /** Writes records as they are, whatever is stored (a DLQ replay resetting a settled view). */
   put(records: Iterable<readonly [ViewId, DeliveryRecord]>): Promise<void> {
     return hSetJsonMany(this.#redis, this.#key, records)
   }
 
-  async #run<T>(which: ReturnType<typeof script>, items: readonly T[], args: (item: T) => string[]) {
+  /** Runs `which` over `items` in slices, each call with `head` before the slice's arguments. */
+  async #run<T>(
+    which: Script,
+    keys: string[],
+    head: string[],
+    items: readonly T[],
+    args: (item: T) => string[],
+  ): Promise<Set<ViewId>> {
     const replies = await Promise.all(
       chunks(items, RECORDS_PER_CALL).map((slice) =>
-        runScript(this.#redis, which, [this.#key], slice.flatMap(args)),
+        runScript(this.#redis, which, keys, [...head, ...slice.flatMap(args)]),
       ),
     )
-    return new Set((replies as ViewId[][]).flat())
+    return new Set(replies.flatMap((reply) => (Array.isArray(reply) ? (reply as ViewId[]) : [])))
   }
 }

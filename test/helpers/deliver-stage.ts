@@ -54,3 +54,14 @@ export function deliverContext(
     ...overrides,
   }
 }
+
+/** `target` with one method replaced (the others bound to it, private members and all). */
+export function withMethod<T extends object>(target: T, name: keyof T, method: unknown): T {
+  return new Proxy(target, {
+    get(inner, property) {
+      if (property === name) return method
+      const value: unknown = Reflect.get(inner, property, inner)
+      return typeof value === 'function' ? value.bind(inner) : value
+    },
+  })
+}

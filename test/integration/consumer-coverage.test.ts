@@ -16,7 +16,7 @@ import { type MockAnalytics, startMockAnalytics } from '../../src/services/mock-
 import type { AnalyticsSink } from '../../src/sinks/delivery.ts'
 import { EntityStore } from '../../src/state/entity-store.ts'
 import { ViewClock } from '../../src/state/view-clock.ts'
-import { deliverContext, testSink } from '../helpers/deliver-stage.ts'
+import { deliverContext, testSink, withMethod } from '../helpers/deliver-stage.ts'
 import { customerRecord, stored } from '../helpers/entities.ts'
 import { metricValue } from '../helpers/metrics.ts'
 import { messageReader } from '../helpers/read-messages.ts'
@@ -150,17 +150,6 @@ test('requests of one view in one batch: the highest stamp decides, an unstamped
   await s.deliver([{ view, seq: first }, { view }])
   assert.equal(heldName(view), 'Third', 'an unstamped request is evaluated, stale company or not')
 })
-
-/** `target` with one method replaced (the others bound to it, private members and all). */
-function withMethod<T extends object>(target: T, name: keyof T, method: unknown): T {
-  return new Proxy(target, {
-    get(inner, property) {
-      if (property === name) return method
-      const value: unknown = Reflect.get(inner, property, inner)
-      return typeof value === 'function' ? value.bind(inner) : value
-    },
-  })
-}
 
 test('a batch that fails while another delivery is on its way fails only once that one landed', async () => {
   const s = stage()

@@ -14,10 +14,11 @@ import { type DeliverContext, deliverRefreshBatch } from '../../src/services/con
 import { refreshMessages } from '../../src/services/consumer/refresh.ts'
 import { type MockAnalytics, startMockAnalytics } from '../../src/services/mock-analytics/server.ts'
 import type { AnalyticsSink } from '../../src/sinks/delivery.ts'
+import type { DeliveryStore } from '../../src/state/delivery-store.ts'
 import { EntityStore } from '../../src/state/entity-store.ts'
 import { RetrySchedule } from '../../src/state/retry-schedule.ts'
 import { ViewClock } from '../../src/state/view-clock.ts'
-import { deliverContext, testSink } from '../helpers/deliver-stage.ts'
+import { deliverContext, testSink, withMethod } from '../helpers/deliver-stage.ts'
 import { customerRecord, stored } from '../helpers/entities.ts'
 import { metricValue } from '../helpers/metrics.ts'
 import { messageReader } from '../helpers/read-messages.ts'
@@ -70,6 +71,11 @@ function deployment(lateMs: number) {
     /** Hands `ctx` one batch of refresh requests (view, stamp), as read from the refresh topic. */
     deliver: (ctx: DeliverContext, views: ReadonlyArray<readonly [ViewId, number | undefined]>) =>
       deliverRefreshBatch(ctx, batch(views)),
+    /** Deletes customer `id` and ticks the clock, as stage 1 does; returns the stamp. */
+    async deleteCustomer(id: string): Promise<number> {
+      await entities.deleteCustomer(id)
+      return clock.tick()
+    },
     /** Writes customer `id` named `name` and ticks the clock, as stage 1 does; returns the stamp. */
     async write(id: string, name: string): Promise<number> {
       await entities.upsertCustomer(stored({ ...customerRecord(id, []), name }))
@@ -174,4 +180,40 @@ test('a member that settles after its claim expired puts the view in doubt: deli
   await d.drain(y)
   assert.equal(heldName(view), 'New', 'delivered again under a fresh key')
   assert.ok((await metricValue(d.metrics.views, { result: 'overlap' })) >= 1)
+})
+
+test('a member whose evaluation is older than another that skipped the view cannot send it', async () => {
+  const d = deployment(1000)
+  const [x, y] = [d.member(), d.member()]
+  const view: ViewId = 'customer:ovl-4'
+  const s1 = await d.write('ovl-4', 'Gone soon')
+  // X evaluated the customer and is about to claim it when the customer is deleted; Y, the new
+  // owner, evaluates the deletion first and finds nothing to send (never delivered). X's batch
+  // then fails, so no rebalance re-request follows: only the claim stands in X's way.
+  let release: () => void = () => undefined
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  let claiming: () => void = () => undefined
+  const atClaim = new Promise<void>((resolve) => {
+    claiming = resolve
+  })
+  const deliveries = withMethod(
+    x.deliveries,
+    'claim',
+    async (...args: Parameters<DeliveryStore['claim']>) => {
+      claiming()
+      await released
+      return x.deliveries.claim(...args)
+    },
+  )
+  const xDone = d.deliver({ ...x, deliveries }, [[view, s1]])
+  await atClaim
+  await d.deleteCustomer('ovl-4')
+  await d.deliver(y, [[view, s1 + 1]])
+  release()
+  await xDone
+  await d.drain(y)
+  assert.equal(landed('customer:ovl-4:', 'Gone soon'), false, 'the deleted customer never reached the sink')
+  assert.equal(mock.store.views().has(view), false)
 })

@@ -25,7 +25,7 @@ test('a delivery is claimed before the POST and settled after the 2xx', async ()
   const first = decideDelivery(viewId, view(1), (await store.read([viewId])).get(viewId))
   assert.ok(first.action === 'deliver')
   const claim = { viewId, previousKey: undefined, key: first.key, hash: first.hash, mayLandUntil: 5000 }
-  assert.equal((await store.claim([claim])).size, 0)
+  assert.equal((await store.claim([claim], 1)).size, 0)
   const attempted = (await store.read([viewId])).get(viewId)
   assert.deepEqual(attempted, { key: first.key, hash: first.hash, confirmed: false, mayLandUntil: 5000 })
   const retry = decideDelivery(viewId, view(1), attempted)
@@ -44,28 +44,52 @@ test('of two claims decided from the same record only the first wins', async () 
   const store = newStore()
   const viewId: ViewId = 'product:100'
   const base = { viewId, previousKey: undefined, mayLandUntil: 5000 }
-  assert.deepEqual(await store.claim([{ ...base, key: 'product:100:a', hash: 'ha' }]), new Set())
+  assert.deepEqual(await store.claim([{ ...base, key: 'product:100:a', hash: 'ha' }], 1), new Set())
   assert.deepEqual(
-    await store.claim([{ ...base, key: 'product:100:b', hash: 'hb' }]),
+    await store.claim([{ ...base, key: 'product:100:b', hash: 'hb' }], 1),
     new Set([viewId]),
     'decided from no record, while one was claimed meanwhile',
   )
   assert.equal((await store.read([viewId])).get(viewId)?.key, 'product:100:a')
   assert.deepEqual(
-    await store.claim([{ ...base, previousKey: 'product:100:a', key: 'product:100:a', hash: 'ha' }]),
+    await store.claim([{ ...base, previousKey: 'product:100:a', key: 'product:100:a', hash: 'ha' }], 1),
     new Set(),
     'a re-send decided from the claimed record goes',
+  )
+})
+
+test('a claim loses to an evaluation that read a later view clock, found nothing to send, and says so', async () => {
+  const store = newStore()
+  const viewId: ViewId = 'product:100'
+  const claim = { viewId, previousKey: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 5000 }
+  // Member B evaluated at clock 8 and skipped the view; member A's evaluation read clock 5.
+  await store.evaluated([viewId], 8)
+  assert.deepEqual(await store.claim([claim], 5), new Set([viewId]), 'A may send older state than B saw')
+  await store.evaluated([viewId], 6)
+  assert.deepEqual(
+    await store.claim([claim], 8),
+    new Set(),
+    'the same clock may claim; a lower note is ignored',
+  )
+  assert.deepEqual(
+    await store.claim([{ ...claim, previousKey: 'product:100:a', key: 'product:100:b' }], 7),
+    new Set([viewId]),
+    'a claim leaves its clock behind too',
   )
 })
 
 test('a settlement that finds the record moved on marks it in doubt and keeps it waiting for a late landing', async () => {
   const store = newStore()
   const viewId: ViewId = 'product:100'
-  await store.claim([{ viewId, previousKey: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 1 }])
+  await store.claim(
+    [{ viewId, previousKey: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 1 }],
+    1,
+  )
   // Member A's claim expired; member B claimed other content on top of it.
-  await store.claim([
-    { viewId, previousKey: 'product:100:a', key: 'product:100:b', hash: 'hb', mayLandUntil: 100 },
-  ])
+  await store.claim(
+    [{ viewId, previousKey: 'product:100:a', key: 'product:100:b', hash: 'hb', mayLandUntil: 100 }],
+    1,
+  )
   const late = { key: 'product:100:a', hash: 'ha', confirmed: false, mayLandUntil: 900 }
   assert.deepEqual(await store.settle([{ viewId, record: late }]), new Set([viewId]))
   assert.deepEqual((await store.read([viewId])).get(viewId), {
@@ -90,7 +114,7 @@ test('records are read and written in bulk, per view', async () => {
     hash: `h${i}`,
     mayLandUntil: 10,
   }))
-  assert.equal((await store.claim(claims)).size, 0)
+  assert.equal((await store.claim(claims, 1)).size, 0)
   const settled = claims
     .filter((_, i) => i % 2 === 0)
     .map((c) => ({ viewId: c.viewId, record: { key: c.key, hash: c.hash, confirmed: true } }))

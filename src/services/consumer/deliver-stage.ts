@@ -204,6 +204,7 @@ async function deliverOnce(
   const planned: Planned[] = []
   const settledWithoutPost: ViewId[] = []
   const waiting: ViewId[] = []
+  const skipped: ViewId[] = []
   const now = Date.now()
   let wakeAt = Number.POSITIVE_INFINITY
   for (const [view, request] of evaluate) {
@@ -212,6 +213,7 @@ async function deliverOnce(
     const decision = decideDelivery(view, payload, last.get(view), now)
     const type = parseViewId(view)?.type ?? 'unknown'
     if (decision.action === 'skip') {
+      skipped.push(view)
       ctx.metrics.views.inc({ type, result: 'unchanged' })
       ctx.coverage.note(view, seq)
       if (request.retry) settledWithoutPost.push(view)
@@ -232,7 +234,10 @@ async function deliverOnce(
       hash: decision.hash,
     })
   }
-  if (settledWithoutPost.length > 0) await ctx.retries.clear(settledWithoutPost)
+  await Promise.all([
+    settledWithoutPost.length > 0 ? ctx.retries.clear(settledWithoutPost) : undefined,
+    skipped.length > 0 ? ctx.deliveries.evaluated(skipped, seq) : undefined,
+  ])
   // Recorded before the POST: a crash after it re-sends the same key (see decideDelivery). A view
   // another member claimed since its record was read is left to that member's delivery.
   const lost =
@@ -246,6 +251,7 @@ async function deliverOnce(
             hash: p.hash,
             mayLandUntil: now + ctx.inFlightMs,
           })),
+          seq,
         )
   if (lost.size > 0) waiting.push(...lost)
   await waitForEarlierDeliveries(ctx, waiting, Math.min(wakeAt, now + WAIT_STEP_MS))
