@@ -189,16 +189,20 @@ async function refresh(
   dryRun: boolean,
   pace: () => Promise<void>,
 ): Promise<Done> {
-  const last = (await deps.deliveries.read([action.view])).get(action.view)
+  const recorded = await deps.deliveries.readRecorded([action.view])
+  const last = recorded.records.get(action.view)
   const reset = forcedRedelivery(last, action.keys, replayMarker(topic, offset))
-  const how = reset
+  const movedOn = 'it was attempted again since: delivered if it changed'
+  let how = reset
     ? 'forcing re-delivery of its current state under a new key'
     : last === undefined
       ? 'no delivery record: delivered if it exists'
-      : 'it was attempted again since: delivered if it changed'
+      : movedOn
   if (dryRun) return { outcome: 'requested', detail: `would re-request ${action.view} (${how})` }
   await pace()
-  if (reset) await deps.deliveries.put([[action.view, reset]])
+  // A delivery claimed since the read carries on from its own record: a plain refresh then does.
+  if (reset && !(await deps.deliveries.replace(action.view, recorded.raw.get(action.view), reset)))
+    how = movedOn
   await deps.publisher.send([refreshMessage(deps.refreshTopic, action.view, new Date().toISOString())])
   deps.logger?.info(
     { view: action.view, offset, forced: reset !== undefined },

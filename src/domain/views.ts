@@ -315,9 +315,10 @@ export interface DeliveryRecord {
    */
   readonly seq?: number
   /**
-   * Until when (epoch ms) a request carrying `key` may still land at Analytics: set while a POST is
-   * claimed and after one was abandoned (timeout, cut connection, circuit opened), absent once the
-   * sink answered 2xx (a late copy of a stored key is a replay). Until then no *other* content of the
+   * Until when (epoch ms) a request of this view may still land at Analytics: set while a POST is
+   * claimed and after one was given up on (timeout, cut connection, circuit opened, dead-lettered);
+   * absent once the sink answered 2xx (a late copy of a stored key is a replay), unless another
+   * member's request given up on may still land (see `doubt`). Until then no *other* content of the
    * view is sent: it could land first and be overwritten by the late one.
    */
   readonly mayLandUntil?: number

@@ -74,7 +74,9 @@ export function sinkOptionsFromConfig(config: Config, metrics?: SinkMetrics): An
 /**
  * The longest a delivery's requests may keep landing at Analytics after it was claimed: every attempt
  * timing out after its longest backoff, plus the late arrival of the last one. A claim older than
- * this is dead (its member died or froze), and another member may deliver the view.
+ * this is taken for dead (its member died or froze), and another member may deliver the view. Time a
+ * claimed view spends queued for a connection is not counted: a member that outlives its claim that
+ * way finds the record moved on when it settles, and the view is delivered again (see `DeliveryStore`).
  */
 export function deliveryWindowMs(config: Config): number {
   const attempt = config.SINK_TIMEOUT_MS + config.RETRY_MAX_DELAY_MS

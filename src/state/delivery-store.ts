@@ -10,12 +10,13 @@
  * each claim with its outcome. Step 3 must complete before step 4 starts: it is what lets a view that
  * changes back after a crash be delivered again (see {@link decideDelivery}).
  *
- * Claims and settlements are compare-and-set on the record's key, because two members may deliver one
- * view at once: after a rebalance the member that lost the partition can still be POSTing while the
- * new owner reads the same requests. Of two claims made from the same record only the first wins, so
- * two contents of a view are never in the air together; a claim also loses to any evaluation that
- * read a later view clock (one that found nothing to send says so with {@link DeliveryStore.evaluated}),
- * so an older evaluation cannot send what a newer one skipped; and a settlement that finds the record moved
+ * Claims, skips and settlements are compare-and-set, because two members may deliver one view at
+ * once: after a rebalance the member that lost the partition can still be POSTing while the new owner
+ * reads the same requests. A claim goes only while the record is still byte for byte the one it was
+ * decided from, so of two claims made from the same record only the first wins and two contents of a
+ * view are never in the air together; a claim also loses to any evaluation that read a later view
+ * clock, and a skip ({@link DeliveryStore.evaluated}) does not stand if a claim came between its read
+ * and its note, so an older evaluation cannot send what a newer one skipped; and a settlement that finds the record moved
  * on (its claim had expired) marks it in doubt, so the view is delivered again under a fresh key.
  *
  * Key: `<prefix>:consumer:delivered`, a hash view id → JSON {@link DeliveryRecord}. Records of deleted
@@ -23,15 +24,15 @@
  * hash view id → the view clock its latest claiming or skipping evaluation read.
  */
 import type { DeliveryRecord, ViewId } from '../domain/views.ts'
-import { chunks, hGetJsonMany, hSetJsonMany } from './bulk.ts'
+import { chunks } from './bulk.ts'
 import type { Redis } from './redis.ts'
 import { runScript, type Script, script } from './scripts.ts'
 
-/** A delivery about to be POSTed: it may go only while the view's record is still `previousKey`'s. */
+/** A delivery about to be POSTed: it may go only while the view's record is still the one it was decided from. */
 export interface Claim {
   readonly viewId: ViewId
-  /** The key of the record the decision was made from; undefined when there was none. */
-  readonly previousKey: string | undefined
+  /** The stored text of the record the decision was made from ({@link Recorded.raw}); undefined: none. */
+  readonly previous: string | undefined
   readonly key: string
   readonly hash: string
   /** Until when the POST, its retries included, may land at Analytics (epoch ms). */
@@ -44,22 +45,27 @@ export interface Settlement {
   readonly record: DeliveryRecord
 }
 
-// Per claim: write the record only if the stored one still has the key the decision was made from
-// ('' for none) and no evaluation read a later view clock than this one (ARGV[1]): that one may have
-// seen a write this one missed, and skipped the view as unchanged. KEYS[1] the records, KEYS[2] the
-// clock of the latest evaluation per view; then ARGV triples of view, previous key, record JSON.
-// Returns the views whose record moved on.
+/** The records of some views as read, with their stored text (what claims compare against). */
+export interface Recorded {
+  readonly records: Map<ViewId, DeliveryRecord>
+  readonly raw: Map<ViewId, string>
+}
+
+// Per claim: write the record only if the stored one is still, byte for byte, the one the decision
+// was made from ('' for none): another member's claim, a re-send's renewed window or a doubt raised
+// meanwhile all change it. With a view clock (ARGV[1], '' for none), also only if no evaluation read a
+// later clock: that one may have seen a write this one missed, and skipped the view as unchanged.
+// KEYS[1] the records, KEYS[2] the clock of the latest evaluation per view; then ARGV triples of view,
+// previous record text, record JSON. Returns the views whose record moved on.
 const CLAIM = script(`
 local seq = tonumber(ARGV[1])
 local lost = {}
 for i = 2, #ARGV, 3 do
   local view, previous, json = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local raw = redis.call('HGET', KEYS[1], view)
-  local current = ''
-  if raw then current = cjson.decode(raw).key end
-  if current == previous and (tonumber(redis.call('HGET', KEYS[2], view)) or 0) <= seq then
+  local current = redis.call('HGET', KEYS[1], view) or ''
+  if current == previous and (not seq or (tonumber(redis.call('HGET', KEYS[2], view)) or 0) <= seq) then
     redis.call('HSET', KEYS[1], view, json)
-    redis.call('HSET', KEYS[2], view, seq)
+    if seq then redis.call('HSET', KEYS[2], view, seq) end
   else
     lost[#lost + 1] = view
   end
@@ -67,22 +73,30 @@ end
 return lost
 `)
 
-// Per view: record that an evaluation read the view clock at ARGV[1], unless a later one did.
-// KEYS[1] the clock of the latest evaluation per view; ARGV[2..] the views.
+// Per view: record that an evaluation read the view clock at ARGV[1] and found nothing to send,
+// only if the record is still the one it decided from (else a claim came between its read and now,
+// and the skip stands on stale ground), and unless a later evaluation noted a later clock. KEYS[1]
+// the records, KEYS[2] the clock of the latest evaluation per view; ARGV pairs of view, previous
+// record text. Returns the views whose record moved on.
 const EVALUATED = script(`
 local seq = tonumber(ARGV[1])
-for i = 2, #ARGV do
-  if (tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or 0) < seq then
-    redis.call('HSET', KEYS[1], ARGV[i], seq)
+local moved = {}
+for i = 2, #ARGV, 2 do
+  local view, previous = ARGV[i], ARGV[i + 1]
+  if (redis.call('HGET', KEYS[1], view) or '') ~= previous then
+    moved[#moved + 1] = view
+  elseif (tonumber(redis.call('HGET', KEYS[2], view)) or 0) < seq then
+    redis.call('HSET', KEYS[2], view, seq)
   end
 end
-return 1
+return moved
 `)
 
-// Per settlement: while the stored record still has the settled key, replace it (keeping a doubt
-// another member raised meanwhile); otherwise mark the stored record in doubt, and make it wait for
-// the settled request's possible late landing. KEYS[1] the records; ARGV quadruples of view, key,
-// record JSON, the settled record's mayLandUntil or ''. Returns the views whose record moved on.
+// Per settlement: while the stored record still has the settled key, replace it, keeping a doubt
+// another member raised meanwhile and the late-landing window that came with it; otherwise mark the
+// stored record in doubt and make it wait for the settled request's possible late landing. KEYS[1]
+// the records; ARGV quadruples of view, key, record JSON, the settled record's mayLandUntil or ''.
+// Returns the views whose record moved on.
 const SETTLE = script(`
 local moved = {}
 for i = 1, #ARGV, 4 do
@@ -93,6 +107,9 @@ for i = 1, #ARGV, 4 do
     if current and current.doubt then
       local record = cjson.decode(json)
       record.doubt = true
+      if current.mayLandUntil and (not record.mayLandUntil or current.mayLandUntil > record.mayLandUntil) then
+        record.mayLandUntil = current.mayLandUntil
+      end
       json = cjson.encode(record)
     end
     redis.call('HSET', KEYS[1], view, json)
@@ -124,8 +141,23 @@ export class DeliveryStore {
   }
 
   /** The records of those of `viewIds` that have one. */
-  read(viewIds: Iterable<ViewId>): Promise<Map<ViewId, DeliveryRecord>> {
-    return hGetJsonMany<ViewId, DeliveryRecord>(this.#redis, this.#key, viewIds)
+  async read(viewIds: Iterable<ViewId>): Promise<Map<ViewId, DeliveryRecord>> {
+    return (await this.readRecorded(viewIds)).records
+  }
+
+  /** The records of those of `viewIds` that have one, with their stored text (for {@link claim}). */
+  async readRecorded(viewIds: Iterable<ViewId>): Promise<Recorded> {
+    const distinct = [...new Set(viewIds)]
+    const replies = await Promise.all(chunks(distinct).map((slice) => this.#redis.hmGet(this.#key, slice)))
+    const records = new Map<ViewId, DeliveryRecord>()
+    const raw = new Map<ViewId, string>()
+    replies.flat().forEach((text, i) => {
+      const view = distinct[i]
+      if (text === null || view === undefined) return
+      records.set(view, JSON.parse(text) as DeliveryRecord)
+      raw.set(view, text)
+    })
+    return { records, raw }
   }
 
   /**
@@ -137,15 +169,44 @@ export class DeliveryStore {
    *   them from newer state): not to be sent
    */
   async claim(claims: readonly Claim[], seq: number): Promise<Set<ViewId>> {
-    return this.#run(CLAIM, [this.#key, this.#evaluated], [String(seq)], claims, (c) => {
-      const record: DeliveryRecord = {
-        key: c.key,
-        hash: c.hash,
-        confirmed: false,
-        mayLandUntil: c.mayLandUntil,
-      }
-      return [c.viewId, c.previousKey ?? '', JSON.stringify(record)]
-    })
+    return this.#run(CLAIM, [this.#key, this.#evaluated], [String(seq)], claims, (c) => [
+      c.viewId,
+      c.previous ?? '',
+      JSON.stringify({ key: c.key, hash: c.hash, confirmed: false, mayLandUntil: c.mayLandUntil }),
+    ])
+  }
+
+  /**
+   * Records that `views` were evaluated, from state read after the view clock read `seq`, and found
+   * with nothing to send, each only if its record is still the one the evaluation read (`previous`,
+   * its stored text). A member still holding an older evaluation can then no longer claim them: what
+   * it would send may be older than what this evaluation saw.
+   *
+   * @returns the views whose record moved on since they were read: their skip does not stand
+   */
+  async evaluated(
+    views: ReadonlyArray<readonly [ViewId, string | undefined]>,
+    seq: number,
+  ): Promise<Set<ViewId>> {
+    return this.#run(EVALUATED, [this.#key, this.#evaluated], [String(seq)], views, ([view, previous]) => [
+      view,
+      previous ?? '',
+    ])
+  }
+
+  /**
+   * Replaces a record that is still, byte for byte, `previous` (a DLQ replay resetting a settled
+   * view: a delivery claimed meanwhile keeps its record).
+   *
+   * @returns false when the record moved on
+   */
+  async replace(viewId: ViewId, previous: string | undefined, record: DeliveryRecord): Promise<boolean> {
+    const lost = await this.#run(CLAIM, [this.#key, this.#evaluated], [''], [viewId], (view) => [
+      view,
+      previous ?? '',
+      JSON.stringify(record),
+    ])
+    return lost.size === 0
   }
 
   /**
@@ -161,20 +222,6 @@ export class DeliveryStore {
       JSON.stringify(record),
       record.mayLandUntil === undefined ? '' : String(record.mayLandUntil),
     ])
-  }
-
-  /**
-   * Records that `views` were evaluated, from state read after the view clock read `seq`, and found
-   * with nothing to send. A member still holding an older evaluation of one of them can then no
-   * longer claim it: what it would send may be older than what this evaluation saw.
-   */
-  async evaluated(views: readonly ViewId[], seq: number): Promise<void> {
-    await this.#run(EVALUATED, [this.#evaluated], [String(seq)], views, (view) => [view])
-  }
-
-  /** Writes records as they are, whatever is stored (a DLQ replay resetting a settled view). */
-  put(records: Iterable<readonly [ViewId, DeliveryRecord]>): Promise<void> {
-    return hSetJsonMany(this.#redis, this.#key, records)
   }
 
   /** Runs `which` over `items` in slices, each call with `head` before the slice's arguments. */

@@ -79,14 +79,13 @@ export class RetrySchedule {
     )
   }
 
-  /** Forgets `views` (delivered, or settled otherwise). */
+  /**
+   * Forgets the failures of `views` (delivered, or settled otherwise). Their due entries stay: one
+   * may be a wait another member scheduled meanwhile, and one no longer needed costs an evaluation
+   * that finds the view unchanged.
+   */
   async clear(views: readonly ViewId[]): Promise<void> {
-    await Promise.all(
-      chunks([...views]).flatMap((slice) => [
-        this.#redis.hDel(this.#failures, slice),
-        this.#redis.zRem(this.#due, slice),
-      ]),
-    )
+    await Promise.all(chunks([...views]).map((slice) => this.#redis.hDel(this.#failures, slice)))
   }
 
   /** Claims up to `limit` due views; each is claimed by one caller only. */

@@ -161,14 +161,14 @@ const landed = (prefix: string, name: string) =>
 
 test('a member that settles after its claim expired puts the view in doubt: delivered again, fresh key', async () => {
   const d = deployment(200)
-  // X's claims last 300 ms; its POST takes 900 ms. Y delivers "New" once X's claim expired.
+  // X's claims last 300 ms; its POST takes 2.5 s. Y delivers "New" once X's claim expired.
   const x = { ...d.member(), inFlightMs: 300 }
   const y = d.member()
   const view: ViewId = 'customer:ovl-3'
   const s1 = await d.write('ovl-3', 'Old')
-  mock.store.faults.add({ delayMs: 900, match: 'customer:ovl-3:', count: 1 })
+  mock.store.faults.add({ delayMs: 2500, match: 'customer:ovl-3:', count: 1 })
   const received = mock.store.stats().received
-  const patient = testSink(mock.url, 1900, 1)
+  const patient = testSink(mock.url, 5000, 1)
   const xDone = d.deliver({ ...x, sink: patient }, [[view, s1]]).finally(() => patient.close())
   await waitFor('X to have sent "Old"', () => mock.store.stats().received > received, 5000)
   await new Promise((resolve) => setTimeout(resolve, 350))
@@ -188,8 +188,8 @@ test('a member whose evaluation is older than another that skipped the view cann
   const view: ViewId = 'customer:ovl-4'
   const s1 = await d.write('ovl-4', 'Gone soon')
   // X evaluated the customer and is about to claim it when the customer is deleted; Y, the new
-  // owner, evaluates the deletion first and finds nothing to send (never delivered). X's batch
-  // then fails, so no rebalance re-request follows: only the claim stands in X's way.
+  // owner, evaluates the deletion first and finds nothing to send (never delivered). No rebalance
+  // re-request follows here (as when X's batch fails): only the claim stands in X's way.
   let release: () => void = () => undefined
   const released = new Promise<void>((resolve) => {
     release = resolve

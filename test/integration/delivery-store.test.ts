@@ -17,6 +17,10 @@ const view = (customerCount: number): ProductView => ({
   customerIdsTruncated: customerCount > 0,
 })
 
+/** The stored text of the view's record, what a claim decided from it compares against. */
+const textOf = async (store: DeliveryStore, viewId: ViewId) =>
+  (await store.readRecorded([viewId])).raw.get(viewId)
+
 test('a delivery is claimed before the POST and settled after the 2xx', async () => {
   const store = newStore()
   const viewId: ViewId = 'product:100'
@@ -24,7 +28,7 @@ test('a delivery is claimed before the POST and settled after the 2xx', async ()
 
   const first = decideDelivery(viewId, view(1), (await store.read([viewId])).get(viewId))
   assert.ok(first.action === 'deliver')
-  const claim = { viewId, previousKey: undefined, key: first.key, hash: first.hash, mayLandUntil: 5000 }
+  const claim = { viewId, previous: undefined, key: first.key, hash: first.hash, mayLandUntil: 5000 }
   assert.equal((await store.claim([claim], 1)).size, 0)
   const attempted = (await store.read([viewId])).get(viewId)
   assert.deepEqual(attempted, { key: first.key, hash: first.hash, confirmed: false, mayLandUntil: 5000 })
@@ -40,54 +44,69 @@ test('a delivery is claimed before the POST and settled after the 2xx', async ()
   assert.ok(next.action === 'deliver' && next.key !== first.key)
 })
 
-test('of two claims decided from the same record only the first wins', async () => {
+test('of two claims decided from the same record only the first wins, a re-send included', async () => {
   const store = newStore()
   const viewId: ViewId = 'product:100'
-  const base = { viewId, previousKey: undefined, mayLandUntil: 5000 }
+  const base = { viewId, previous: undefined, mayLandUntil: 5000 }
   assert.deepEqual(await store.claim([{ ...base, key: 'product:100:a', hash: 'ha' }], 1), new Set())
   assert.deepEqual(
     await store.claim([{ ...base, key: 'product:100:b', hash: 'hb' }], 1),
     new Set([viewId]),
     'decided from no record, while one was claimed meanwhile',
   )
-  assert.equal((await store.read([viewId])).get(viewId)?.key, 'product:100:a')
+  const read = await textOf(store, viewId)
+  const resend = { ...base, previous: read, key: 'product:100:a', hash: 'ha', mayLandUntil: 9000 }
   assert.deepEqual(
-    await store.claim([{ ...base, previousKey: 'product:100:a', key: 'product:100:a', hash: 'ha' }], 1),
+    await store.claim([resend], 2),
     new Set(),
     'a re-send decided from the claimed record goes',
+  )
+  // Another member decided other content from the same record before the re-send renewed it.
+  assert.deepEqual(
+    await store.claim([{ ...resend, key: 'product:100:c', hash: 'hc' }], 3),
+    new Set([viewId]),
+    'two contents are never in the air together',
   )
 })
 
 test('a claim loses to an evaluation that read a later view clock, found nothing to send, and says so', async () => {
   const store = newStore()
   const viewId: ViewId = 'product:100'
-  const claim = { viewId, previousKey: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 5000 }
+  const claim = { viewId, previous: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 5000 }
   // Member B evaluated at clock 8 and skipped the view; member A's evaluation read clock 5.
-  await store.evaluated([viewId], 8)
+  assert.deepEqual(await store.evaluated([[viewId, undefined]], 8), new Set())
   assert.deepEqual(await store.claim([claim], 5), new Set([viewId]), 'A may send older state than B saw')
-  await store.evaluated([viewId], 6)
+  await store.evaluated([[viewId, undefined]], 6)
   assert.deepEqual(
     await store.claim([claim], 8),
     new Set(),
     'the same clock may claim; a lower note is ignored',
   )
+  const claimed = await textOf(store, viewId)
   assert.deepEqual(
-    await store.claim([{ ...claim, previousKey: 'product:100:a', key: 'product:100:b' }], 7),
+    await store.claim([{ ...claim, previous: claimed, key: 'product:100:b' }], 7),
     new Set([viewId]),
     'a claim leaves its clock behind too',
   )
 })
 
+test('a skip whose record was claimed after it was read does not stand', async () => {
+  const store = newStore()
+  const viewId: ViewId = 'product:100'
+  // Member B read no record and found nothing to send; member A claimed the view in between.
+  await store.claim([{ viewId, previous: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 5 }], 3)
+  assert.deepEqual(await store.evaluated([[viewId, undefined]], 9), new Set([viewId]))
+  assert.deepEqual(await store.evaluated([[viewId, await textOf(store, viewId)]], 9), new Set())
+})
+
 test('a settlement that finds the record moved on marks it in doubt and keeps it waiting for a late landing', async () => {
   const store = newStore()
   const viewId: ViewId = 'product:100'
-  await store.claim(
-    [{ viewId, previousKey: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 1 }],
-    1,
-  )
+  await store.claim([{ viewId, previous: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 1 }], 1)
   // Member A's claim expired; member B claimed other content on top of it.
+  const claimedByA = await textOf(store, viewId)
   await store.claim(
-    [{ viewId, previousKey: 'product:100:a', key: 'product:100:b', hash: 'hb', mayLandUntil: 100 }],
+    [{ viewId, previous: claimedByA, key: 'product:100:b', hash: 'hb', mayLandUntil: 100 }],
     1,
   )
   const late = { key: 'product:100:a', hash: 'ha', confirmed: false, mayLandUntil: 900 }
@@ -99,17 +118,29 @@ test('a settlement that finds the record moved on marks it in doubt and keeps it
     mayLandUntil: 900,
     doubt: true,
   })
-  // B's own settlement keeps the doubt: its delivery may have landed before A's.
+  // B's own settlement keeps the doubt and A's window: its delivery may have landed before A's,
+  // and A's may land until 900.
   const settled = { key: 'product:100:b', hash: 'hb', confirmed: true, seq: 3 }
   assert.deepEqual(await store.settle([{ viewId, record: settled }]), new Set())
-  assert.deepEqual((await store.read([viewId])).get(viewId), { ...settled, doubt: true })
+  assert.deepEqual((await store.read([viewId])).get(viewId), { ...settled, doubt: true, mayLandUntil: 900 })
+})
+
+test('a replay resets a record only while it is the one read', async () => {
+  const store = newStore()
+  const viewId: ViewId = 'product:100'
+  await store.claim([{ viewId, previous: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 1 }], 1)
+  const read = await textOf(store, viewId)
+  const reset = { key: 'product:100:a', hash: 'marker', confirmed: true }
+  assert.equal(await store.replace(viewId, read, reset), true)
+  assert.equal(await store.replace(viewId, read, { ...reset, hash: 'other' }), false, 'moved on since')
+  assert.deepEqual((await store.read([viewId])).get(viewId), reset)
 })
 
 test('records are read and written in bulk, per view', async () => {
   const store = newStore()
   const claims = Array.from({ length: 2500 }, (_, i) => ({
     viewId: `customer:${i}` as const,
-    previousKey: undefined,
+    previous: undefined,
     key: `customer:${i}:k${i}`,
     hash: `h${i}`,
     mayLandUntil: 10,

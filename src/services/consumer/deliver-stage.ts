@@ -1,8 +1,10 @@
 /**
  * Stage 2 of the consumer: read refresh requests, compute each requested view from the current
  * state, and deliver the ones whose content changed (design §4, §5). Refreshes of one view share a
- * partition, so its deliveries never race; a view is computed at delivery time, so the last
- * delivery carries the latest state.
+ * partition, so in a steady group its deliveries never race; a view is computed at delivery time, so
+ * the last delivery carries the latest state. Across a rebalance two members may deliver one view,
+ * and a request given up on may land late: the delivery records' claims and settlements (see
+ * `DeliveryStore`) keep an older delivery from landing last.
  *
  * Outcomes: delivered → confirmed in Redis; rejected (permanent 4xx) → dead-lettered; exhausted
  * (failing while Analytics is healthy for others) → an off-path retry round, dead-lettered after
@@ -190,7 +192,10 @@ async function deliverOnce(
   const open = uncovered([...requests], (view) => ctx.coverage.get(view))
   if (open.length === 0) return new Map()
   // The clock is read before any state the views are computed from (see ViewClock).
-  const [seq, last] = await Promise.all([ctx.clock.read(), ctx.deliveries.read(open.map(([view]) => view))])
+  const [seq, { records: last, raw }] = await Promise.all([
+    ctx.clock.read(),
+    ctx.deliveries.readRecorded(open.map(([view]) => view)),
+  ])
   // A record in doubt covers nothing: the sink may hold older content than it says.
   const evaluate = uncovered(open, (view) => {
     const record = last.get(view)
@@ -202,9 +207,8 @@ async function deliverOnce(
     { customerIdsCap: ctx.viewOptions.customerIdsCap },
   )
   const planned: Planned[] = []
-  const settledWithoutPost: ViewId[] = []
   const waiting: ViewId[] = []
-  const skipped: ViewId[] = []
+  const skipped: Array<readonly [ViewId, ViewRequest]> = []
   const now = Date.now()
   let wakeAt = Number.POSITIVE_INFINITY
   for (const [view, request] of evaluate) {
@@ -213,10 +217,7 @@ async function deliverOnce(
     const decision = decideDelivery(view, payload, last.get(view), now)
     const type = parseViewId(view)?.type ?? 'unknown'
     if (decision.action === 'skip') {
-      skipped.push(view)
-      ctx.metrics.views.inc({ type, result: 'unchanged' })
-      ctx.coverage.note(view, seq)
-      if (request.retry) settledWithoutPost.push(view)
+      skipped.push([view, request])
       continue
     }
     if (decision.action === 'wait') {
@@ -234,10 +235,25 @@ async function deliverOnce(
       hash: decision.hash,
     })
   }
-  await Promise.all([
-    settledWithoutPost.length > 0 ? ctx.retries.clear(settledWithoutPost) : undefined,
-    skipped.length > 0 ? ctx.deliveries.evaluated(skipped, seq) : undefined,
-  ])
+  // A skip stands only if no claim came between the read of its record and now (see DeliveryStore).
+  const unsettled =
+    skipped.length === 0
+      ? new Set<ViewId>()
+      : await ctx.deliveries.evaluated(
+          skipped.map(([view]) => [view, raw.get(view)] as const),
+          seq,
+        )
+  const settledWithoutPost: ViewId[] = []
+  for (const [view, request] of skipped) {
+    if (unsettled.has(view)) {
+      waiting.push(view)
+      continue
+    }
+    ctx.metrics.views.inc({ type: parseViewId(view)?.type ?? 'unknown', result: 'unchanged' })
+    ctx.coverage.note(view, seq)
+    if (request.retry) settledWithoutPost.push(view)
+  }
+  if (settledWithoutPost.length > 0) await ctx.retries.clear(settledWithoutPost)
   // Recorded before the POST: a crash after it re-sends the same key (see decideDelivery). A view
   // another member claimed since its record was read is left to that member's delivery.
   const lost =
@@ -246,7 +262,7 @@ async function deliverOnce(
       : await ctx.deliveries.claim(
           planned.map((p) => ({
             viewId: p.view,
-            previousKey: last.get(p.view)?.key,
+            previous: raw.get(p.view),
             key: p.key,
             hash: p.hash,
             mayLandUntil: now + ctx.inFlightMs,
