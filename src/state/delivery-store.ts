@@ -42,7 +42,20 @@ export interface Claim {
 /** How a claimed delivery ended: the record to keep, written only while the view is still `key`'s. */
 export interface Settlement {
   readonly viewId: ViewId
+  /** The record text its claim wrote ({@link claimText}). */
+  readonly claimed: string
   readonly record: DeliveryRecord
+}
+
+/** The record text a claim writes: what its settlement recognises as its own. */
+export function claimText(claim: Claim): string {
+  const record: DeliveryRecord = {
+    key: claim.key,
+    hash: claim.hash,
+    confirmed: false,
+    mayLandUntil: claim.mayLandUntil,
+  }
+  return JSON.stringify(record)
 }
 
 /** The records of some views as read, with their stored text (what claims compare against). */
@@ -92,34 +105,36 @@ end
 return moved
 `)
 
-// Per settlement: while the stored record still has the settled key, replace it, keeping a doubt
-// another member raised meanwhile and the late-landing window that came with it; otherwise mark the
-// stored record in doubt and make it wait for the settled request's possible late landing. KEYS[1]
-// the records; ARGV quadruples of view, key, record JSON, the settled record's mayLandUntil or ''.
-// Returns the views whose record moved on.
+// Per settlement: while the stored record is still the settling claim's own, replace it. If it
+// changed but still has the settled key (another member re-sent the same key, or raised a doubt),
+// merge: keep a doubt and its window, and for an outcome without a 2xx keep the longer of the two
+// windows (the other member's copy may still land; after a 2xx every copy is a replay). If it has
+// another key, mark it in doubt and make it wait for the settled request's possible late landing.
+// KEYS[1] the records; ARGV quintuples of view, the claim's record text, key, record JSON, its
+// mayLandUntil or ''. Returns the views whose record moved on.
 const SETTLE = script(`
 local moved = {}
-for i = 1, #ARGV, 4 do
-  local view, key, json, late = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+for i = 1, #ARGV, 5 do
+  local view, claimed, key, json, late = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local raw = redis.call('HGET', KEYS[1], view)
-  local current = raw and cjson.decode(raw)
-  if not current or current.key == key then
-    if current and current.doubt then
-      local record = cjson.decode(json)
-      record.doubt = true
-      if current.mayLandUntil and (not record.mayLandUntil or current.mayLandUntil > record.mayLandUntil) then
-        record.mayLandUntil = current.mayLandUntil
-      end
-      json = cjson.encode(record)
-    end
+  if not raw or raw == claimed then
     redis.call('HSET', KEYS[1], view, json)
   else
-    current.doubt = true
-    if late ~= '' and (current.mayLandUntil == nil or tonumber(late) > current.mayLandUntil) then
-      current.mayLandUntil = tonumber(late)
+    local current = cjson.decode(raw)
+    local window = current.mayLandUntil
+    if current.key == key then
+      local record = cjson.decode(json)
+      if current.doubt then record.doubt = true end
+      if window and (current.doubt or late ~= '') and (not record.mayLandUntil or window > record.mayLandUntil) then
+        record.mayLandUntil = window
+      end
+      redis.call('HSET', KEYS[1], view, cjson.encode(record))
+    else
+      current.doubt = true
+      if late ~= '' and (window == nil or tonumber(late) > window) then current.mayLandUntil = tonumber(late) end
+      redis.call('HSET', KEYS[1], view, cjson.encode(current))
+      moved[#moved + 1] = view
     end
-    redis.call('HSET', KEYS[1], view, cjson.encode(current))
-    moved[#moved + 1] = view
   end
 end
 return moved
@@ -172,7 +187,7 @@ export class DeliveryStore {
     return this.#run(CLAIM, [this.#key, this.#evaluated], [String(seq)], claims, (c) => [
       c.viewId,
       c.previous ?? '',
-      JSON.stringify({ key: c.key, hash: c.hash, confirmed: false, mayLandUntil: c.mayLandUntil }),
+      claimText(c),
     ])
   }
 
@@ -210,14 +225,16 @@ export class DeliveryStore {
   }
 
   /**
-   * Records how claimed deliveries ended, each only while its view's record still holds its key.
+   * Records how claimed deliveries ended, each only while its view's record still holds its key
+   * (see the script for how a record another member touched meanwhile is merged).
    *
    * @returns the views whose record had moved on: another member delivered meanwhile, and this
    *   delivery may have landed after its. Those are now in doubt; evaluate them again.
    */
   async settle(settlements: readonly Settlement[]): Promise<Set<ViewId>> {
-    return this.#run(SETTLE, [this.#key], [], settlements, ({ viewId, record }) => [
+    return this.#run(SETTLE, [this.#key], [], settlements, ({ viewId, claimed, record }) => [
       viewId,
+      claimed,
       record.key,
       JSON.stringify(record),
       record.mayLandUntil === undefined ? '' : String(record.mayLandUntil),

@@ -8,6 +8,7 @@
 import type { ViewId } from '../domain/views.ts'
 import { chunks } from './bulk.ts'
 import type { Redis } from './redis.ts'
+import { runScript, script } from './scripts.ts'
 
 /** What is known of a failing view. */
 export interface FailureRecord {
@@ -20,6 +21,31 @@ export interface FailureRecord {
 export type FailureDecision =
   | { readonly kind: 'scheduled'; readonly round: number; readonly dueAt: number }
   | { readonly kind: 'give-up'; readonly record: FailureRecord }
+
+/** Views claimed from the schedule, and when their claim ends. */
+export interface DueClaim {
+  readonly views: readonly ViewId[]
+  readonly lease: number
+}
+
+/** How long a claim of due views lasts before they are due again, unless acknowledged. */
+const DUE_LEASE_MS = 30_000
+
+// Due views (score ≤ ARGV[1]), at most ARGV[2], each moved to the lease's end ARGV[3] and returned.
+const LEASE_DUE = script(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, view in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], view) end
+return due
+`)
+
+// Removes each view ARGV[2..] still due at the lease's end ARGV[1].
+const ACK_DUE = script(`
+local lease = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i])) == lease then redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return 1
+`)
 
 /** Redis-backed retry schedule. */
 export class RetrySchedule {
@@ -88,17 +114,36 @@ export class RetrySchedule {
     await Promise.all(chunks([...views]).map((slice) => this.#redis.hDel(this.#failures, slice)))
   }
 
-  /** Claims up to `limit` due views; each is claimed by one caller only. */
-  async claimDue(limit: number, now = Date.now()): Promise<ViewId[]> {
-    const due = await this.#redis.zRangeByScore(this.#due, 0, now, { LIMIT: { offset: 0, count: limit } })
-    const claimed = await Promise.all(
-      due.map(async (view) => ((await this.#redis.zRem(this.#due, view)) === 1 ? view : undefined)),
-    )
-    return claimed.filter((view): view is ViewId => view !== undefined)
+  /**
+   * Claims up to `limit` due views for `leaseMs`: each is claimed by one caller only, and stays
+   * scheduled (due again when the lease ends) until {@link ack} confirms its refresh was published,
+   * so a claimant that dies in between loses nothing.
+   */
+  async claimDue(limit: number, now = Date.now(), leaseMs = DUE_LEASE_MS): Promise<DueClaim> {
+    const lease = now + leaseMs
+    const views = (await runScript(
+      this.#redis,
+      LEASE_DUE,
+      [this.#due],
+      [String(now), String(limit), String(lease)],
+    )) as ViewId[]
+    return { views, lease }
   }
 
-  /** Puts claimed views back (their refresh could not be published). */
-  async unclaim(views: readonly ViewId[], now = Date.now()): Promise<void> {
+  /**
+   * Forgets claimed views whose refresh is published, each only while it is still due at its lease's
+   * end: one scheduled again meanwhile (a wait, another round) stays.
+   */
+  async ack({ views, lease }: DueClaim): Promise<void> {
+    await Promise.all(
+      chunks([...views]).map((slice) =>
+        runScript(this.#redis, ACK_DUE, [this.#due], [String(lease), ...slice]),
+      ),
+    )
+  }
+
+  /** Puts claimed views back, due now (their refresh could not be published). */
+  async unclaim({ views }: DueClaim, now = Date.now()): Promise<void> {
     if (views.length > 0)
       await this.#redis.zAdd(
         this.#due,

@@ -169,6 +169,14 @@ test('a batch that fails while another delivery is on its way fails only once th
     // Had the batch failed while a delivery was on its way, a rejoined stage could deliver the view
     // anew and see this older one land after it: the slow one has landed by the time it fails.
     assert.equal(heldName('customer:cov-slow'), 'B', 'the delivery in flight landed before the batch failed')
+    // Both outcomes are recorded all the same: a request that outlived its claim must leave its doubt.
+    const records = await s.ctx.deliveries.read(['customer:cov-slow', 'customer:cov-fails'])
+    assert.equal(records.get('customer:cov-slow')?.confirmed, true, 'the delivered view is settled')
+    const failed = records.get('customer:cov-fails')
+    assert.ok(
+      failed?.confirmed === false && failed.mayLandUntil !== undefined,
+      'the failed one waits out its window',
+    )
   } finally {
     mock.store.faults.clear()
   }

@@ -87,14 +87,16 @@ function deployment(lateMs: number) {
         'every waiting view to be delivered',
         async () => {
           const due = await retries.claimDue(100)
-          if (due.length > 0)
+          if (due.views.length > 0) {
             await deliverRefreshBatch(
               ctx,
               batch(
-                due.map((view) => [view, undefined] as const),
+                due.views.map((view) => [view, undefined] as const),
                 true,
               ),
             )
+            await retries.ack(due)
+          }
           return (await retries.pending()) === 0
         },
         30_000,

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { decideDelivery, type ProductView, type ViewId } from '../../src/domain/views.ts'
-import { DeliveryStore } from '../../src/state/delivery-store.ts'
+import { claimText, DeliveryStore } from '../../src/state/delivery-store.ts'
 import { useTestRedis } from '../helpers/redis.ts'
 
 const testRedis = useTestRedis()
@@ -36,7 +36,7 @@ test('a delivery is claimed before the POST and settled after the 2xx', async ()
   assert.ok(retry.action === 'deliver' && retry.key === first.key, 'a crash before the 2xx re-sends the key')
 
   const record = { key: first.key, hash: first.hash, confirmed: true, seq: 7 }
-  assert.equal((await store.settle([{ viewId, record }])).size, 0)
+  assert.equal((await store.settle([{ viewId, claimed: claimText(claim), record }])).size, 0)
   const confirmed = (await store.read([viewId])).get(viewId)
   assert.deepEqual(confirmed, record)
   assert.deepEqual(decideDelivery(viewId, view(1), confirmed), { action: 'skip' })
@@ -102,15 +102,22 @@ test('a skip whose record was claimed after it was read does not stand', async (
 test('a settlement that finds the record moved on marks it in doubt and keeps it waiting for a late landing', async () => {
   const store = newStore()
   const viewId: ViewId = 'product:100'
-  await store.claim([{ viewId, previous: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 1 }], 1)
+  const claimA = { viewId, previous: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 1 }
+  await store.claim([claimA], 1)
   // Member A's claim expired; member B claimed other content on top of it.
-  const claimedByA = await textOf(store, viewId)
-  await store.claim(
-    [{ viewId, previous: claimedByA, key: 'product:100:b', hash: 'hb', mayLandUntil: 100 }],
-    1,
-  )
+  const claimB = {
+    ...claimA,
+    previous: claimText(claimA),
+    key: 'product:100:b',
+    hash: 'hb',
+    mayLandUntil: 100,
+  }
+  await store.claim([claimB], 1)
   const late = { key: 'product:100:a', hash: 'ha', confirmed: false, mayLandUntil: 900 }
-  assert.deepEqual(await store.settle([{ viewId, record: late }]), new Set([viewId]))
+  assert.deepEqual(
+    await store.settle([{ viewId, claimed: claimText(claimA), record: late }]),
+    new Set([viewId]),
+  )
   assert.deepEqual((await store.read([viewId])).get(viewId), {
     key: 'product:100:b',
     hash: 'hb',
@@ -121,8 +128,25 @@ test('a settlement that finds the record moved on marks it in doubt and keeps it
   // B's own settlement keeps the doubt and A's window: its delivery may have landed before A's,
   // and A's may land until 900.
   const settled = { key: 'product:100:b', hash: 'hb', confirmed: true, seq: 3 }
-  assert.deepEqual(await store.settle([{ viewId, record: settled }]), new Set())
+  assert.deepEqual(await store.settle([{ viewId, claimed: claimText(claimB), record: settled }]), new Set())
   assert.deepEqual((await store.read([viewId])).get(viewId), { ...settled, doubt: true, mayLandUntil: 900 })
+})
+
+test("a settlement without a 2xx keeps the longer window of another member's re-send of the same key", async () => {
+  const store = newStore()
+  const viewId: ViewId = 'product:100'
+  const claimA = { viewId, previous: undefined, key: 'product:100:a', hash: 'ha', mayLandUntil: 50 }
+  await store.claim([claimA], 1)
+  // Member B re-sends the same key (same content, outcome unknown), renewing the window to 5000.
+  const claimB = { ...claimA, previous: claimText(claimA), mayLandUntil: 5000 }
+  await store.claim([claimB], 1)
+  const givenUp = { key: 'product:100:a', hash: 'ha', confirmed: false, mayLandUntil: 60 }
+  assert.deepEqual(await store.settle([{ viewId, claimed: claimText(claimA), record: givenUp }]), new Set())
+  assert.equal((await store.read([viewId])).get(viewId)?.mayLandUntil, 5000, "B's copy may still land")
+  // After a 2xx every copy of the key is a replay: no window is needed any more.
+  const delivered = { key: 'product:100:a', hash: 'ha', confirmed: true, seq: 4 }
+  assert.deepEqual(await store.settle([{ viewId, claimed: claimText(claimA), record: delivered }]), new Set())
+  assert.deepEqual((await store.read([viewId])).get(viewId), delivered)
 })
 
 test('a replay resets a record only while it is the one read', async () => {
@@ -148,7 +172,11 @@ test('records are read and written in bulk, per view', async () => {
   assert.equal((await store.claim(claims, 1)).size, 0)
   const settled = claims
     .filter((_, i) => i % 2 === 0)
-    .map((c) => ({ viewId: c.viewId, record: { key: c.key, hash: c.hash, confirmed: true } }))
+    .map((c) => ({
+      viewId: c.viewId,
+      claimed: claimText(c),
+      record: { key: c.key, hash: c.hash, confirmed: true },
+    }))
   assert.equal((await store.settle(settled)).size, 0)
   const read = await store.read([...claims.map((a) => a.viewId), 'product:none'])
   assert.equal(read.size, 2500)

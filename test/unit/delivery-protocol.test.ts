@@ -30,7 +30,7 @@ import {
 } from '../../src/domain/views.ts'
 
 const VIEW = 'product:7' as const
-const CLAIM = 4
+const CLAIM = 6
 const LATE = 2
 
 const inputs = (customerIds: string[]): ProductViewInputs => ({
@@ -79,6 +79,8 @@ type Member =
       readonly hash: string
       readonly flight: Flight
       readonly claimedAt: number
+      /** The record's version right after its claim: a settlement recognises its own record. */
+      readonly claimVersion: number
     }
 
 type Step = { kind: string; who: number; value: number; bit: boolean }
@@ -142,13 +144,20 @@ function play(steps: readonly Step[]): { held: string | undefined; expected: str
     now = Math.max(now, to)
   }
   // The delivery store's rules (its Lua scripts).
-  const settle = (next: DeliveryRecord): boolean => {
-    if (record === undefined || record.key === next.key) {
-      if (!record?.doubt) write(next)
-      else {
-        const until = Math.max(next.mayLandUntil ?? 0, record.mayLandUntil ?? 0)
-        write({ ...next, doubt: true, ...(until > 0 ? { mayLandUntil: until } : {}) })
-      }
+  const settle = (next: DeliveryRecord, claimVersion: number): boolean => {
+    if (record === undefined || version === claimVersion) {
+      write(next)
+      return true
+    }
+    if (record.key === next.key) {
+      // Touched by another member: keep its doubt, and its window unless this is a 2xx.
+      const keep = record.doubt === true || next.mayLandUntil !== undefined
+      const until = Math.max(next.mayLandUntil ?? 0, keep ? (record.mayLandUntil ?? 0) : 0)
+      write({
+        ...next,
+        ...(record.doubt ? { doubt: true } : {}),
+        ...(until > 0 ? { mayLandUntil: until } : {}),
+      })
       return true
     }
     const late = next.mayLandUntil
@@ -185,19 +194,19 @@ function play(steps: readonly Step[]): { held: string | undefined; expected: str
     write({ key, hash, confirmed: false, mayLandUntil: now + CLAIM })
     const flight: Flight = { key, body, landBy: undefined, landsLate, landed: false }
     flights.push(flight)
-    members[i] = { phase: 'sent', key, hash, flight, claimedAt: now }
+    members[i] = { phase: 'sent', key, hash, flight, claimedAt: now, claimVersion: version }
   }
   const answer = (i: number): void => {
     const m = members[i]
     if (m?.phase !== 'sent' || !m.flight.landed) return
-    if (!settle({ key: m.key, hash: m.hash, confirmed: true })) pending = true
+    if (!settle({ key: m.key, hash: m.hash, confirmed: true }, m.claimVersion)) pending = true
     members[i] = { phase: 'idle' }
   }
   const giveUp = (i: number): void => {
     const m = members[i]
     if (m?.phase !== 'sent') return
     m.flight.landBy = now + LATE
-    settle({ key: m.key, hash: m.hash, confirmed: false, mayLandUntil: now + LATE })
+    settle({ key: m.key, hash: m.hash, confirmed: false, mayLandUntil: now + LATE }, m.claimVersion)
     pending = true
     members[i] = { phase: 'idle' }
   }
@@ -214,8 +223,8 @@ function play(steps: readonly Step[]): { held: string | undefined; expected: str
     else if (kind === 'decide' && m?.phase === 'idle') decide(who)
     else if (kind === 'claim') act(who, bit)
     else if (kind === 'land') {
-      // Any request still on its way may land now, up to its deadline.
-      const open = flights.filter((f) => !f.landed && (f.landBy === undefined || now <= f.landBy))
+      // Any request still on its way may land now, before its deadline.
+      const open = flights.filter((f) => !f.landed && (f.landBy === undefined || now < f.landBy))
       const flight = open[value % Math.max(1, open.length)]
       if (flight !== undefined) land(flight)
     } else if (kind === 'answer') answer(who)
@@ -270,15 +279,19 @@ const KINDS: Record<string, string> = {
   x: 'change',
 }
 
-/** Steps written short: `d0` member 0 decides, `x0:2` the view changes to content 2, `l1:1` the second open request lands. */
+/**
+ * Steps written short: `d0` member 0 decides, `x0:2` the view changes to content 2, `l1:1` the second
+ * open request lands; a trailing `!` loses the step's request if it has not landed by its deadline.
+ */
 const steps = (script: string): Step[] =>
   script.split(' ').map((token) => {
-    const [head = '', value = '0'] = token.split(':')
+    const lost = token.endsWith('!')
+    const [head = '', value = '0'] = (lost ? token.slice(0, -1) : token).split(':')
     return {
       kind: KINDS[head.charAt(0)] ?? head,
       who: Number(head.slice(1)),
       value: Number(value),
-      bit: true,
+      bit: !lost,
     }
   })
 
@@ -290,6 +303,9 @@ const KNOWN = {
   "a settlement keeps the late window another member's give-up left": steps('d0 c0 f0 x0:2 d1 c1 g0 l1:1 a1'),
   'a skip does not stand when a claim came between its read and its note': steps(
     'd0 c0 l0 a0 x0:2 d0 x0:1 d1 c0 c1 l0 a0',
+  ),
+  "a give-up keeps the window of another member's re-send of the same key": steps(
+    'd0 c0! d1 c1 g0 k1 x0:2 d0 t0:1 d0 c0 l0:1 a0',
   ),
   'a re-send renewing its claim keeps another member from claiming other content': steps(
     'd0 c0 g0 f0 d0 x0:2 d1 c0 c1 l1:1 k0 a1',

@@ -32,7 +32,7 @@ import type { ConsumerMetrics } from '../../observability/metrics.ts'
 import type { AnalyticsSink } from '../../sinks/delivery.ts'
 import { type DeliveryOutcome, dlqErrorOf } from '../../sinks/outcome.ts'
 import { chunks } from '../../state/bulk.ts'
-import type { DeliveryStore, Settlement } from '../../state/delivery-store.ts'
+import { claimText, type DeliveryStore, type Settlement } from '../../state/delivery-store.ts'
 import type { EntityStore } from '../../state/entity-store.ts'
 import type { RetrySchedule } from '../../state/retry-schedule.ts'
 import type { ViewClock } from '../../state/view-clock.ts'
@@ -207,10 +207,10 @@ async function deliverOnce(
     { customerIdsCap: ctx.viewOptions.customerIdsCap },
   )
   const planned: Planned[] = []
-  const waiting: ViewId[] = []
+  /** Views that wait for an earlier delivery, each with when to look at it again. */
+  const waiting = new Map<ViewId, number>()
   const skipped: Array<readonly [ViewId, ViewRequest]> = []
   const now = Date.now()
-  let wakeAt = Number.POSITIVE_INFINITY
   for (const [view, request] of evaluate) {
     const viewInputs = inputs.get(view)
     const payload = viewInputs ? computeView(viewInputs, ctx.viewOptions) : undefined
@@ -221,8 +221,7 @@ async function deliverOnce(
       continue
     }
     if (decision.action === 'wait') {
-      waiting.push(view)
-      wakeAt = Math.min(wakeAt, decision.until)
+      waiting.set(view, Math.min(decision.until, now + WAIT_STEP_MS))
       continue
     }
     planned.push({
@@ -246,7 +245,7 @@ async function deliverOnce(
   const settledWithoutPost: ViewId[] = []
   for (const [view, request] of skipped) {
     if (unsettled.has(view)) {
-      waiting.push(view)
+      waiting.set(view, now + WAIT_STEP_MS)
       continue
     }
     ctx.metrics.views.inc({ type: parseViewId(view)?.type ?? 'unknown', result: 'unchanged' })
@@ -256,23 +255,19 @@ async function deliverOnce(
   if (settledWithoutPost.length > 0) await ctx.retries.clear(settledWithoutPost)
   // Recorded before the POST: a crash after it re-sends the same key (see decideDelivery). A view
   // another member claimed since its record was read is left to that member's delivery.
-  const lost =
-    planned.length === 0
-      ? new Set<ViewId>()
-      : await ctx.deliveries.claim(
-          planned.map((p) => ({
-            viewId: p.view,
-            previous: raw.get(p.view),
-            key: p.key,
-            hash: p.hash,
-            mayLandUntil: now + ctx.inFlightMs,
-          })),
-          seq,
-        )
-  if (lost.size > 0) waiting.push(...lost)
-  await waitForEarlierDeliveries(ctx, waiting, Math.min(wakeAt, now + WAIT_STEP_MS))
+  const claims = planned.map((p) => ({
+    viewId: p.view,
+    previous: raw.get(p.view),
+    key: p.key,
+    hash: p.hash,
+    mayLandUntil: now + ctx.inFlightMs,
+  }))
+  const lost = claims.length === 0 ? new Set<ViewId>() : await ctx.deliveries.claim(claims, seq)
+  for (const view of lost) waiting.set(view, now + WAIT_STEP_MS)
+  await waitForEarlierDeliveries(ctx, waiting)
   const claimed = lost.size === 0 ? planned : planned.filter((p) => !lost.has(p.view))
   if (claimed.length === 0) return new Map()
+  const claimTexts = new Map(claims.map((c) => [c.viewId, claimText(c)]))
 
   const settled: Settled = {
     postponed: new Map(),
@@ -296,6 +291,50 @@ async function deliverOnce(
     }
     await settle(ctx, plan, outcome, settled)
   }
+  let failure: unknown
+  try {
+    await postAll(ctx, claimed, deliverOne, settled)
+  } catch (error) {
+    failure = error
+  }
+  const { postponed, delivered, closed, deadLetters, cleared } = settled
+  let lettered = deadLetters.length === 0
+  if (failure === undefined && !lettered) {
+    try {
+      await ctx.dlq.write(deadLetters)
+      ctx.metrics.dlqMessages.inc({ stage: 'deliver' }, deadLetters.length)
+      lettered = true
+    } catch (error) {
+      failure = error
+    }
+  }
+  // Every outcome is settled, whatever failed after it: a request that outlived its claim must leave
+  // its doubt even when the batch is given up. Dead-lettered views only once their entries are
+  // written: settled first, a crash in between would lose them.
+  const moved = await settleRecords(ctx, seq, claimTexts, { ...settled, closed: lettered ? closed : [] })
+  if (failure !== undefined) throw failure
+  if (cleared.length > 0) await ctx.retries.clear(cleared)
+  for (const plan of [...delivered, ...closed]) if (!moved.has(plan.view)) ctx.coverage.note(plan.view, seq)
+  if (delivered.length > 0) {
+    // One line per batch, not per view: readable in the demo, cheap at 100k views.
+    const sample = delivered.slice(0, 5).map((plan) => plan.view)
+    const more = delivered.length > sample.length ? ', …' : ''
+    ctx.logger.info(
+      { delivered: delivered.length, views: sample },
+      `delivered ${delivered.length} view(s) to Analytics: ${sample.join(', ')}${more}`,
+    )
+  }
+  if (ctx.signal?.aborted && postponed.size > 0) throw new Error('stopping: views left for the next run')
+  return postponed
+}
+
+/** POSTs the claimed views, one per request or in batches (`SINK_BATCH_SIZE`), each settled in `settled`. */
+async function postAll(
+  ctx: DeliverContext,
+  claimed: readonly Planned[],
+  deliverOne: (plan: Planned) => Promise<void>,
+  settled: Settled,
+): Promise<void> {
   const batchSize = ctx.batchSize ?? 1
   if (batchSize <= 1) await settleAll(claimed.map(deliverOne))
   else {
@@ -319,25 +358,6 @@ async function deliverOnce(
       }),
     )
   }
-  const { postponed, delivered, closed, deadLetters, cleared } = settled
-  if (deadLetters.length > 0) {
-    await ctx.dlq.write(deadLetters)
-    ctx.metrics.dlqMessages.inc({ stage: 'deliver' }, deadLetters.length)
-  }
-  const moved = await settleRecords(ctx, seq, settled)
-  if (cleared.length > 0) await ctx.retries.clear(cleared)
-  for (const plan of [...delivered, ...closed]) if (!moved.has(plan.view)) ctx.coverage.note(plan.view, seq)
-  if (delivered.length > 0) {
-    // One line per batch, not per view: readable in the demo, cheap at 100k views.
-    const sample = delivered.slice(0, 5).map((plan) => plan.view)
-    const more = delivered.length > sample.length ? ', …' : ''
-    ctx.logger.info(
-      { delivered: delivered.length, views: sample },
-      `delivered ${delivered.length} view(s) to Analytics: ${sample.join(', ')}${more}`,
-    )
-  }
-  if (ctx.signal?.aborted && postponed.size > 0) throw new Error('stopping: views left for the next run')
-  return postponed
 }
 
 /**
@@ -349,17 +369,23 @@ const WAIT_STEP_MS = 1000
 
 /**
  * Puts off `views`, whose delivery waits for an earlier one that may still land (another member's
- * claim, or a request given up on that Analytics may still store): the retry schedule asks for them
- * again at `dueAt`, computed from the then current state.
+ * claim, or a request given up on that Analytics may still store): the retry schedule asks for each
+ * again at its due time, computed from the then current state.
  */
-async function waitForEarlierDeliveries(ctx: DeliverContext, views: readonly ViewId[], dueAt: number) {
-  if (views.length === 0) return
-  await ctx.retries.defer(views, dueAt)
-  for (const view of views)
+async function waitForEarlierDeliveries(ctx: DeliverContext, views: ReadonlyMap<ViewId, number>) {
+  if (views.size === 0) return
+  const byDue = new Map<number, ViewId[]>()
+  for (const [view, dueAt] of views) {
+    const group = byDue.get(dueAt)
+    if (group === undefined) byDue.set(dueAt, [view])
+    else group.push(view)
+  }
+  await Promise.all([...byDue].map(([dueAt, due]) => ctx.retries.defer(due, dueAt)))
+  for (const view of views.keys())
     ctx.metrics.views.inc({ type: parseViewId(view)?.type ?? 'unknown', result: 'waiting' })
   ctx.logger.debug(
-    { views: views.length, sample: views.slice(0, 5) },
-    `${views.length} view(s) wait for an earlier delivery that may still land`,
+    { views: views.size, sample: [...views.keys()].slice(0, 5) },
+    `${views.size} view(s) wait for an earlier delivery that may still land`,
   )
 }
 
@@ -368,11 +394,17 @@ async function waitForEarlierDeliveries(ctx: DeliverContext, views: readonly Vie
  * failures, and attempts that ended without an answer (the sink may store them late). Views whose
  * record another member claimed meanwhile are in doubt now and evaluated again soon.
  */
-async function settleRecords(ctx: DeliverContext, seq: number, settled: Settled): Promise<Set<ViewId>> {
+async function settleRecords(
+  ctx: DeliverContext,
+  seq: number,
+  claimTexts: ReadonlyMap<ViewId, string>,
+  settled: Pick<Settled, 'delivered' | 'closed' | 'ended'>,
+): Promise<Set<ViewId>> {
   // Dead-lettered or not, a request given up on may still be stored by the sink until `late`.
   const late = Date.now() + ctx.lateMs
   const record = (plan: Planned, rest: Omit<DeliveryRecord, 'key' | 'hash'>): Settlement => ({
     viewId: plan.view,
+    claimed: claimTexts.get(plan.view) ?? '',
     record: { key: plan.key, hash: plan.hash, ...rest },
   })
   const settlements = [
@@ -455,10 +487,17 @@ async function settle(
       return
     }
     case 'exhausted': {
-      const decision = await ctx.retries.recordFailure(plan.view, outcome.attempts, {
-        maxRounds: ctx.retryRounds,
-        baseDelayMs: ctx.retryDelayMs,
-      })
+      let decision: Awaited<ReturnType<RetrySchedule['recordFailure']>>
+      try {
+        decision = await ctx.retries.recordFailure(plan.view, outcome.attempts, {
+          maxRounds: ctx.retryRounds,
+          baseDelayMs: ctx.retryDelayMs,
+        })
+      } catch (error) {
+        // Settled as given up on all the same (its requests may still land); the batch then fails.
+        ended.push(plan)
+        throw error
+      }
       if (decision.kind === 'scheduled') {
         ctx.metrics.views.inc({ type: plan.type, result: 'retry_scheduled' })
         ctx.logger.warn(

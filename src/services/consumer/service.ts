@@ -298,20 +298,22 @@ async function runRetryPump(
   while (!options.signal.aborted) {
     try {
       const due = await retries.claimDue(500)
-      if (due.length > 0) {
+      if (due.views.length > 0) {
         try {
           await publisher.send(
             refreshMessages(
               topic,
-              due.map((view) => [view, undefined] as const),
+              due.views.map((view) => [view, undefined] as const),
               { retry: true },
             ),
           )
-          metrics.refreshes.inc({ reason: 'retry' }, due.length)
         } catch (error) {
           await retries.unclaim(due)
           throw error
         }
+        // Only now: a consumer dying before this leaves the views due again when the claim ends.
+        await retries.ack(due)
+        metrics.refreshes.inc({ reason: 'retry' }, due.views.length)
       }
     } catch (error) {
       logger.warn(
