@@ -60,6 +60,9 @@ function serviceEnv(stack: ChaosStack, options: ChaosOptions): Record<string, st
     SINK_TIMEOUT_MS: String(SINK_TIMEOUT_MS),
     // The slowed sink stores a request given up on 500 ms after the client's timeout.
     SINK_LATE_ARRIVAL_MS: '3000',
+    // Rebalances take seconds here (6 s sessions): a member that leaves records unfetched for 30 s is
+    // stuck, and the drain should not wait two minutes for it to be replaced.
+    CONSUMER_STALL_TIMEOUT_MS: '30000',
     SOURCE_TIMEOUT_MS: '10000',
     RETRY_MAX_DELAY_MS: '2000',
     BREAKER_HALF_OPEN_AFTER_MS: '1000',

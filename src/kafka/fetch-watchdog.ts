@@ -6,6 +6,13 @@
  * refresh that fails after a rebalance returns without fetching. The stream then stays open, joined
  * and silent, with lag growing: the worst way to fail, since nothing says so. The watchdog turns that
  * silence into a warning, a metric and a rejoin.
+ *
+ * A quieter variant answers its fetches yet never receives some assigned partition's records: seen in
+ * chaos runs and in CI after a broker restart, every member joined and answering, lag standing for
+ * minutes, while a new member of the same group read those records at once (the lead suspect is the
+ * client's incremental fetch session). So the watchdog also compares, per assigned partition, the
+ * offset the stream fetches next with the partition's end: records there that the stream does not
+ * fetch for the same window are a stall too.
  */
 import type { KafkaStream } from './consumer.ts'
 
@@ -29,13 +36,54 @@ export function isFetchLoopStalled(state: FetchLoopState, silenceMs: number): bo
 }
 
 /** Options of {@link watchFetchLoop}. */
+/** Where an assigned partition stands: the offset the stream fetches next, and the partition's end. */
+export interface PartitionPosition {
+  readonly key: string
+  readonly position: bigint
+  readonly end: bigint
+}
+
+/**
+ * Remembers, per assigned partition, since when records have been waiting past an unmoving fetch
+ * position. Feed it every look at the positions; it forgets a partition whose position moved or whose
+ * records are all fetched.
+ */
+export class StarvationTracker {
+  #since = new Map<string, { readonly position: bigint; readonly at: number }>()
+
+  /** @returns the partitions whose records have waited unfetched for at least `ms` */
+  observe(positions: readonly PartitionPosition[], now: number, ms: number): string[] {
+    const next = new Map<string, { readonly position: bigint; readonly at: number }>()
+    const starved: string[] = []
+    for (const { key, position, end } of positions) {
+      if (end <= position) continue
+      const known = this.#since.get(key)
+      const entry = known !== undefined && known.position === position ? known : { position, at: now }
+      next.set(key, entry)
+      if (now - entry.at >= ms) starved.push(key)
+    }
+    this.#since = next
+    return starved
+  }
+
+  /** Forgets everything: fetching was not expected (paused, or a full buffer). */
+  reset(): void {
+    this.#since.clear()
+  }
+}
+
 export interface FetchWatchOptions {
   /** Longest silence tolerated; it must exceed a fetch's longest legitimate wait (a rebalance). */
   readonly silenceMs: number
   /** Whether consumption is paused on purpose. */
   readonly paused: () => boolean
-  /** Called once, when the silence is reached; the caller closes the stream and joins again. */
-  readonly onStall: (silentForMs: number) => void
+  /**
+   * The assigned partitions' positions and ends (a broker round trip); without it only silence is
+   * watched. A failed look is skipped.
+   */
+  readonly positions?: () => Promise<readonly PartitionPosition[]>
+  /** Called once, with what was seen, when either stall is reached; the caller closes the stream and joins again. */
+  readonly onStall: (what: string) => void
 }
 
 /**
@@ -48,6 +96,27 @@ export function watchFetchLoop(stream: KafkaStream, options: FetchWatchOptions):
   const answered = (): void => {
     since = performance.now()
   }
+  const starvation = new StarvationTracker()
+  let looking = false
+  const lookAtPositions = (): void => {
+    if (options.positions === undefined || looking) return
+    looking = true
+    options
+      .positions()
+      .then((positions) => {
+        const starved = starvation.observe(positions, performance.now(), options.silenceMs)
+        if (starved.length > 0 && !stopped) {
+          stop()
+          const seconds = Math.round(options.silenceMs / 1000)
+          options.onStall(`records of ${starved.join(', ')} waiting unfetched for ${seconds} s`)
+        }
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        looking = false
+      })
+  }
+  let stopped = false
   const timer = setInterval(
     () => {
       const state: FetchLoopState = {
@@ -58,16 +127,18 @@ export function watchFetchLoop(stream: KafkaStream, options: FetchWatchOptions):
       }
       if (isFetchLoopStalled(state, options.silenceMs)) {
         stop()
-        options.onStall(state.silentForMs)
+        options.onStall(`no fetch answered for ${Math.round(state.silentForMs / 1000)} s`)
       } else if (state.paused || state.buffered >= state.capacity) {
         since = performance.now()
-      }
+        starvation.reset()
+      } else lookAtPositions()
     },
     // Checked ten times per window: a stall is acted on within a tenth of the window after it.
     Math.max(10, Math.round(options.silenceMs / 10)),
   )
   timer.unref()
   const stop = (): void => {
+    stopped = true
     clearInterval(timer)
     stream.off('fetch', answered)
     stream.off('close', stop)

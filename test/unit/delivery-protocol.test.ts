@@ -72,6 +72,8 @@ type Member =
       readonly version: number
       /** What it decided: to skip, or to send this content under this key. */
       readonly send: { readonly key: string; readonly hash: string; readonly body: string } | undefined
+      /** A re-send: until when the earlier attempt of the key may still land. */
+      readonly inherited: number | undefined
     }
   | {
       phase: 'sent'
@@ -81,6 +83,7 @@ type Member =
       readonly claimedAt: number
       /** The record's version right after its claim: a settlement recognises its own record. */
       readonly claimVersion: number
+      readonly inherited: number | undefined
     }
 
 type Step = { kind: string; who: number; value: number; bit: boolean }
@@ -177,7 +180,8 @@ function play(steps: readonly Step[]): { held: string | undefined; expected: str
       decision.action === 'deliver'
         ? { key: decision.key, hash: decision.hash, body: decision.json }
         : undefined
-    members[i] = { phase: 'decided', seq: clock, version, send }
+    const inherited = decision.action === 'deliver' && decision.resend ? record?.mayLandUntil : undefined
+    members[i] = { phase: 'decided', seq: clock, version, send, inherited }
   }
   /** The step after deciding: claim and POST, or note the skip. */
   const act = (i: number, landsLate: boolean): void => {
@@ -194,7 +198,15 @@ function play(steps: readonly Step[]): { held: string | undefined; expected: str
     write({ key, hash, confirmed: false, mayLandUntil: now + CLAIM })
     const flight: Flight = { key, body, landBy: undefined, landsLate, landed: false }
     flights.push(flight)
-    members[i] = { phase: 'sent', key, hash, flight, claimedAt: now, claimVersion: version }
+    members[i] = {
+      phase: 'sent',
+      key,
+      hash,
+      flight,
+      claimedAt: now,
+      claimVersion: version,
+      inherited: m.inherited,
+    }
   }
   const answer = (i: number): void => {
     const m = members[i]
@@ -206,7 +218,8 @@ function play(steps: readonly Step[]): { held: string | undefined; expected: str
     const m = members[i]
     if (m?.phase !== 'sent') return
     m.flight.landBy = now + LATE
-    settle({ key: m.key, hash: m.hash, confirmed: false, mayLandUntil: now + LATE }, m.claimVersion)
+    const until = Math.max(now + LATE, m.inherited ?? 0)
+    settle({ key: m.key, hash: m.hash, confirmed: false, mayLandUntil: until }, m.claimVersion)
     pending = true
     members[i] = { phase: 'idle' }
   }
@@ -307,6 +320,7 @@ const KNOWN = {
   "a give-up keeps the window of another member's re-send of the same key": steps(
     'd0 c0! d1 c1 g0 k1 x0:2 d0 t0:1 d0 c0 l0:1 a0',
   ),
+  'giving up on a re-send keeps the wait for the dead sender of the same key': steps('d0 c0 k0 d0 x0:0 c0!'),
   'a re-send renewing its claim keeps another member from claiming other content': steps(
     'd0 c0 g0 f0 d0 x0:2 d1 c0 c1 l1:1 k0 a1',
   ),
@@ -325,6 +339,6 @@ test('property: overlapping members, late landings, freezes and deaths: the sink
       const { held, expected } = play(list)
       assert.equal(held, expected, 'the sink holds the current view')
     }),
-    { numRuns: 30_000, examples: Object.values(KNOWN).map((known) => [known]) },
+    { numRuns: 60_000, examples: Object.values(KNOWN).map((known) => [known]) },
   )
 })

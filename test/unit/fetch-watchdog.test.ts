@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
+import { EventEmitter } from 'node:events'
 import { test } from 'node:test'
-import { isFetchLoopStalled } from '../../src/kafka/fetch-watchdog.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { KafkaStream } from '../../src/kafka/consumer.ts'
+import { isFetchLoopStalled, StarvationTracker, watchFetchLoop } from '../../src/kafka/fetch-watchdog.ts'
 
 const healthy = { paused: false, buffered: 0, capacity: 100, silentForMs: 0 }
 
@@ -17,4 +20,51 @@ test('a paused stream, or one whose buffer is full (waiting on its reader), is n
   assert.equal(isFetchLoopStalled({ ...healthy, paused: true, silentForMs: 60_000 }, 5000), false)
   assert.equal(isFetchLoopStalled({ ...healthy, buffered: 100, silentForMs: 60_000 }, 5000), false)
   assert.equal(isFetchLoopStalled({ ...healthy, buffered: 250, silentForMs: 60_000 }, 5000), false)
+})
+
+test('a partition whose records wait past an unmoving fetch position for the window is starved', () => {
+  const tracker = new StarvationTracker()
+  const at = (position: bigint, end: bigint) => [{ key: 'refresh:1', position, end }]
+  assert.deepEqual(tracker.observe(at(341n, 364n), 0, 5000), [])
+  assert.deepEqual(tracker.observe(at(341n, 364n), 4999, 5000), [], 'not yet for the whole window')
+  assert.deepEqual(
+    tracker.observe(at(341n, 380n), 5000, 5000),
+    ['refresh:1'],
+    'more records arriving change nothing',
+  )
+})
+
+test('a moving position, a caught-up partition or a reset starts the window again', () => {
+  const tracker = new StarvationTracker()
+  const at = (position: bigint, end: bigint) => [{ key: 'refresh:1', position, end }]
+  tracker.observe(at(341n, 364n), 0, 5000)
+  assert.deepEqual(tracker.observe(at(350n, 364n), 4000, 5000), [])
+  assert.deepEqual(tracker.observe(at(350n, 364n), 8999, 5000), [], 'the window restarted when it moved')
+  assert.deepEqual(tracker.observe(at(364n, 364n), 20_000, 5000), [], 'everything fetched')
+  tracker.observe(at(364n, 400n), 20_000, 5000)
+  tracker.reset()
+  assert.deepEqual(
+    tracker.observe(at(364n, 400n), 26_000, 5000),
+    [],
+    'forgotten while fetching was not expected',
+  )
+})
+
+test('the watchdog replaces a member whose fetches are answered but whose partition stays starved', async () => {
+  // A stream that answers fetches all along, while one partition's records never arrive.
+  const stream = Object.assign(new EventEmitter(), { readableLength: 0, readableHighWaterMark: 100 })
+  const answering = setInterval(() => stream.emit('fetch'), 5)
+  const stalls: string[] = []
+  try {
+    watchFetchLoop(stream as unknown as KafkaStream, {
+      silenceMs: 200,
+      paused: () => false,
+      positions: async () => [{ key: 'pipeline_view_refresh:4', position: 195n, end: 210n }],
+      onStall: (what) => stalls.push(what),
+    })
+    await sleep(600)
+    assert.deepEqual(stalls, ['records of pipeline_view_refresh:4 waiting unfetched for 0 s'])
+  } finally {
+    clearInterval(answering)
+  }
 })

@@ -172,6 +172,8 @@ interface Planned {
   readonly json: string
   readonly key: string
   readonly hash: string
+  /** Re-sends only: until when an earlier attempt of the same key may still land. */
+  readonly inheritedUntil: number | undefined
 }
 
 async function deliverOnce(
@@ -232,6 +234,9 @@ async function deliverOnce(
       json: decision.json,
       key: decision.key,
       hash: decision.hash,
+      // A re-send of an attempt whose requests may still land (a member died sending it): giving up
+      // on ours must not end the wait for theirs.
+      inheritedUntil: decision.resend ? last.get(view)?.mayLandUntil : undefined,
     })
   }
   // A skip stands only if no claim came between the read of its record and now (see DeliveryStore).
@@ -400,8 +405,10 @@ async function settleRecords(
   claimTexts: ReadonlyMap<ViewId, string>,
   settled: Pick<Settled, 'delivered' | 'closed' | 'ended'>,
 ): Promise<Set<ViewId>> {
-  // Dead-lettered or not, a request given up on may still be stored by the sink until `late`.
+  // Dead-lettered or not, a request given up on may still be stored by the sink until `late`, and an
+  // earlier attempt of the same key until its own end.
   const late = Date.now() + ctx.lateMs
+  const lateFor = (plan: Planned): number => Math.max(late, plan.inheritedUntil ?? 0)
   const record = (plan: Planned, rest: Omit<DeliveryRecord, 'key' | 'hash'>): Settlement => ({
     viewId: plan.view,
     claimed: claimTexts.get(plan.view) ?? '',
@@ -409,8 +416,8 @@ async function settleRecords(
   })
   const settlements = [
     ...settled.delivered.map((plan) => record(plan, { confirmed: true, seq })),
-    ...settled.closed.map((plan) => record(plan, { confirmed: true, mayLandUntil: late })),
-    ...settled.ended.map((plan) => record(plan, { confirmed: false, mayLandUntil: late })),
+    ...settled.closed.map((plan) => record(plan, { confirmed: true, mayLandUntil: lateFor(plan) })),
+    ...settled.ended.map((plan) => record(plan, { confirmed: false, mayLandUntil: lateFor(plan) })),
   ]
   if (settlements.length === 0) return new Set()
   const moved = await ctx.deliveries.settle(settlements)

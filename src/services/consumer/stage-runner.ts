@@ -9,8 +9,14 @@ import type { Config } from '../../config/env.ts'
 import { describeError, ErrorCodes } from '../../errors.ts'
 import { processBatches } from '../../kafka/batches.ts'
 import { withDeadline } from '../../kafka/connection.ts'
-import { createConsumer, type KafkaMessage, type KafkaStream, openStream } from '../../kafka/consumer.ts'
-import { watchFetchLoop } from '../../kafka/fetch-watchdog.ts'
+import {
+  createConsumer,
+  type KafkaConsumer,
+  type KafkaMessage,
+  type KafkaStream,
+  openStream,
+} from '../../kafka/consumer.ts'
+import { type PartitionPosition, watchFetchLoop } from '../../kafka/fetch-watchdog.ts'
 import type { Logger } from '../../observability/logger.ts'
 
 /** How long closing a group member may take before the stage goes on without it. */
@@ -47,6 +53,23 @@ export interface Stage {
   resume(): void
   /** Stops reading; the batch in hand finishes or, if it waits on Analytics, is abandoned uncommitted. */
   stop(): Promise<void>
+}
+
+/** Per partition assigned to this member: the offset its stream fetches next, and the partition's end. */
+async function assignedPositions(consumer: KafkaConsumer, stream: KafkaStream): Promise<PartitionPosition[]> {
+  const assigned = consumer.assignments ?? []
+  if (assigned.length === 0) return []
+  const ends = await consumer.listOffsets({ topics: assigned.map((a) => a.topic) })
+  const positions: PartitionPosition[] = []
+  for (const { topic, partitions } of assigned) {
+    for (const partition of partitions) {
+      const key = `${topic}:${partition}`
+      const position = stream.offsetsToFetch.get(key)
+      const end = ends.get(topic)?.[partition]
+      if (position !== undefined && end !== undefined) positions.push({ key, position, end })
+    }
+  }
+  return positions
 }
 
 /** Starts the stage loop. */
@@ -98,10 +121,12 @@ export function startStage(options: StageOptions): Stage {
         stream = await openStream(consumer, { topics: options.topics })
         mine = stream
         if (paused) stream.pause()
-        watchFetchLoop(stream, {
+        const watched = stream
+        watchFetchLoop(watched, {
           silenceMs: options.config.CONSUMER_STALL_TIMEOUT_MS,
           paused: () => paused,
-          onStall: (silentForMs) => stalled(`no fetch answered for ${Math.round(silentForMs / 1000)} s`),
+          positions: () => assignedPositions(consumer, watched),
+          onStall: stalled,
         })
         markJoined()
         failures = 0
