@@ -24,7 +24,7 @@
  * hash view id → the view clock its latest claiming or skipping evaluation read.
  */
 import type { DeliveryRecord, ViewId } from '../domain/views.ts'
-import { chunks } from './bulk.ts'
+import { chunks, hGetMany } from './bulk.ts'
 import type { Redis } from './redis.ts'
 import { runScript, type Script, script } from './scripts.ts'
 
@@ -162,16 +162,9 @@ export class DeliveryStore {
 
   /** The records of those of `viewIds` that have one, with their stored text (for {@link claim}). */
   async readRecorded(viewIds: Iterable<ViewId>): Promise<Recorded> {
-    const distinct = [...new Set(viewIds)]
-    const replies = await Promise.all(chunks(distinct).map((slice) => this.#redis.hmGet(this.#key, slice)))
+    const raw = await hGetMany(this.#redis, this.#key, viewIds)
     const records = new Map<ViewId, DeliveryRecord>()
-    const raw = new Map<ViewId, string>()
-    replies.flat().forEach((text, i) => {
-      const view = distinct[i]
-      if (text === null || view === undefined) return
-      records.set(view, JSON.parse(text) as DeliveryRecord)
-      raw.set(view, text)
-    })
+    for (const [view, text] of raw) records.set(view, JSON.parse(text) as DeliveryRecord)
     return { records, raw }
   }
 
