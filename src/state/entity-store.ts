@@ -21,6 +21,8 @@
  * product view likewise (both sides refresh it, each after its write). Reading the index before
  * writing the product would open a window where neither side sees the other.
  */
+
+import { randomBytes } from 'node:crypto'
 import { encodePosition, type SourcePosition } from '../domain/fanout.ts'
 import type { Customer, Product } from '../domain/records.ts'
 import {
@@ -37,6 +39,7 @@ import { appliedAtKey } from './applied-store.ts'
 import { chunks, hGetJsonMany } from './bulk.ts'
 import type { Redis } from './redis.ts'
 import { runScript, type Script, script } from './scripts.ts'
+import { VersionedCache } from './versioned-cache.ts'
 
 // True when the message at position ARGV `at` is older than the one the entity's state was last
 // written from (positions hash `key`): same topic partition, lower offset, no later timestamp, as
@@ -93,17 +96,19 @@ end
 return skipped
 `
 
-// Writes or deletes products with their positions, skipping (and returning) those older than the
-// stored position. KEYS[1] product hash, KEYS[2] positions; ARGV: triples of id, JSON or '', position.
+// Writes or deletes products with their positions and version tokens, skipping (and returning)
+// those older than the stored position. KEYS[1] product hash, KEYS[2] positions, KEYS[3] version
+// tokens; ARGV: quadruples of id, JSON or '', position, version token.
 const WRITE_PRODUCTS = `${STALE}
 local skipped = {}
-for i = 1, #ARGV, 3 do
+for i = 1, #ARGV, 4 do
   local id, json, at = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if stale(KEYS[2], id, at) then
     skipped[#skipped + 1] = id
   else
     if json == '' then redis.call('HDEL', KEYS[1], id) else redis.call('HSET', KEYS[1], id, json) end
     place(KEYS[2], id, at)
+    redis.call('HSET', KEYS[3], id, ARGV[i + 3])
   end
 end
 return skipped
@@ -167,18 +172,32 @@ export interface LoadViewOptions {
   readonly customerIdsCap?: number
 }
 
+/** Products whose parsed records a store keeps for view computations (~5 MB for 10k products). */
+export const DEFAULT_PRODUCT_CACHE_ENTRIES = 20_000
+
 /** Redis-backed entity state and reverse index of one deployment (`prefix` separates deployments and tests). */
 export class EntityStore {
   readonly #redis: Redis
   readonly #prefix: string
+  /** Products by version token: view computations read a token, not the record, when it is cached. */
+  readonly #products: VersionedCache<StoredEntity<Product> | null>
+  /** Version tokens are this store's id and a counter: unique across processes and Redis restarts. */
+  readonly #instance = randomBytes(6).toString('base64url')
+  #written = 0
 
-  constructor(redis: Redis, prefix = 'pipeline') {
+  constructor(redis: Redis, prefix = 'pipeline', options: { readonly productCacheEntries?: number } = {}) {
     this.#redis = redis
     this.#prefix = prefix
+    this.#products = new VersionedCache(options.productCacheEntries ?? DEFAULT_PRODUCT_CACHE_ENTRIES)
   }
 
   #entityKey(entity: 'customer' | 'product'): string {
     return `${this.#prefix}:consumer:entity:${entity}`
+  }
+
+  /** Hash product id → the token of its last write (see {@link VersionedCache}). */
+  get #versionsKey(): string {
+    return `${this.#prefix}:consumer:entity-version:product`
   }
 
   get #indexPrefix(): string {
@@ -241,11 +260,16 @@ export class EntityStore {
    * @returns the ids whose write was skipped as older than the stored position
    */
   async writeProducts(writes: readonly ProductWrite[]): Promise<string[]> {
-    const keys = [this.#entityKey('product'), appliedAtKey(this.#prefix, 'product')]
+    const keys = [this.#entityKey('product'), appliedAtKey(this.#prefix, 'product'), this.#versionsKey]
     const calls = chunks(writes, PRODUCTS_PER_CALL).map((slice) => {
       const args: string[] = []
       for (const { id, stored, at } of slice)
-        args.push(id, stored ? JSON.stringify(stored) : '', positionArg(at))
+        args.push(
+          id,
+          stored ? JSON.stringify(stored) : '',
+          positionArg(at),
+          `${this.#instance}.${++this.#written}`,
+        )
       return this.#run(SCRIPTS.writeProducts, keys, args)
     })
     return ((await Promise.all(calls)) as string[][]).flat()
@@ -326,7 +350,7 @@ export class EntityStore {
     ])
     const wanted = new Set(productViewIds)
     for (const customer of customers.values()) for (const id of customer.data.productIds) wanted.add(id)
-    const products = await this.getProducts(wanted)
+    const products = await this.#currentProducts([...wanted])
 
     const inputs = new Map<ViewId, ViewInputs>()
     for (const id of customerIds) {
@@ -351,6 +375,34 @@ export class EntityStore {
       inputs.set(formatViewId('product', id), view)
     }
     return inputs
+  }
+
+  /**
+   * The current records of those of `ids` that exist, from the cache where the version token read
+   * now is the cached one. A record read after its token may be newer than the token says; cached
+   * under the older token it can only be taken while that token is current, i.e. never.
+   */
+  async #currentProducts(ids: readonly string[]): Promise<Map<string, StoredEntity<Product>>> {
+    const versions = (
+      await Promise.all(chunks(ids).map((slice) => this.#redis.hmGet(this.#versionsKey, slice)))
+    ).flat()
+    const found = new Map<string, StoredEntity<Product>>()
+    const misses: Array<[string, string | null | undefined]> = []
+    ids.forEach((id, i) => {
+      const version = versions[i]
+      const cached = version == null ? undefined : this.#products.get(id, version)
+      if (cached === undefined) misses.push([id, version])
+      else if (cached !== null) found.set(id, cached)
+    })
+    if (misses.length === 0) return found
+    const read = await this.getProducts(misses.map(([id]) => id))
+    for (const [id, version] of misses) {
+      const product = read.get(id)
+      if (product !== undefined) found.set(id, product)
+      // No token: written before tokens existed; read each time until its next write.
+      if (version != null) this.#products.set(id, version, product ?? null)
+    }
+    return found
   }
 
   /**

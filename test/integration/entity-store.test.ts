@@ -236,6 +236,47 @@ test('loadViewInputs: a customer with a missing product, a product referenced by
   assert.deepEqual(all.customerIds, ['10', '2', '3'], 'default cap 100')
 })
 
+test('product cache: a product another consumer changes or deletes is read anew, never served stale', async () => {
+  const prefix = newPrefix()
+  // Two consumer processes: `reader` caches products, `writer` changes them behind its back.
+  const reader = new EntityStore(testRedis.redis, prefix)
+  const writer = new EntityStore(testRedis.redis, prefix)
+  const stockOf = async (): Promise<number | undefined> => {
+    const view = (await reader.loadViewInputs(['customer:1'])).get('customer:1')
+    assert.ok(view?.type === 'customer')
+    return view.products.get('100')?.data.stock
+  }
+  await writer.upsertCustomer(customer('1', ['100']))
+  await writer.upsertProduct(product('100', 10, 5))
+  assert.equal(await stockOf(), 5)
+  assert.equal(await stockOf(), 5, 'served from the cache while unchanged')
+
+  await writer.upsertProduct(product('100', 10, 6))
+  assert.equal(await stockOf(), 6, 'a write by another store is seen at once')
+  const viaProductView = (await reader.loadViewInputs(['product:100'])).get('product:100')
+  assert.ok(viaProductView?.type === 'product')
+  assert.equal(viaProductView.product?.data.stock, 6)
+
+  await writer.deleteProduct('100')
+  assert.equal(await stockOf(), undefined, 'a deletion by another store is seen at once')
+  await writer.upsertProduct(product('100', 10, 7))
+  assert.equal(await stockOf(), 7, 'and so is the product coming back')
+
+  // A product written before version tokens existed has none: read from Redis every time.
+  await testRedis.redis.hSet(
+    `${prefix}:consumer:entity:product`,
+    '100',
+    JSON.stringify(product('100', 10, 8)),
+  )
+  await testRedis.redis.hDel(`${prefix}:consumer:entity-version:product`, '100')
+  assert.equal(await stockOf(), 8)
+  await testRedis.redis.hSet(
+    `${prefix}:consumer:entity:product`,
+    '100',
+    JSON.stringify(product('100', 10, 9)),
+  )
+  assert.equal(await stockOf(), 9, 'without a token nothing is cached')
+})
 test('bulk: 10k customers with 1–5 products each, written and loaded (timings printed)', async () => {
   const store = new EntityStore(testRedis.redis, newPrefix())
   const productCount = 1000
