@@ -281,7 +281,7 @@ export const envSpec = {
   },
   CONSUMER_STALL_TIMEOUT_MS: {
     expected: 'milliseconds between 1000 and 3600000',
-    doc: 'A consumer stage whose fetches go unanswered this long while it should be reading (not paused, room to buffer), or that leaves the records of an assigned partition unfetched this long, is replaced by a new group member, with a warning and pipeline_consumer_stalls_total. Keep it above a rebalance (60 s).',
+    doc: 'A consumer stage whose fetches go unanswered this long while it should be reading (not paused, room to buffer), or that leaves the records of an assigned partition unfetched this long (or uncommitted while it has nothing in hand), is replaced by a new group member, with a warning and pipeline_consumer_stalls_total. Keep it above a rebalance (60 s).',
     schema: wholeNumber(1000, 3_600_000, 120_000),
   },
   DELIVERY_RETRY_ROUNDS: {

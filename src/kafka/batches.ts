@@ -10,6 +10,14 @@ import { commitMessage, type KafkaMessage, type KafkaStream } from './consumer.t
 export interface BatchOptions {
   readonly maxBatch: number
   readonly signal?: AbortSignal
+  /** Kept up to date while batches are read, for a watchdog to tell an idle reader from a busy one. */
+  readonly progress?: BatchProgress
+}
+
+/** Whether a batch is in hand (from its first record until it is committed), and how many were done. */
+export interface BatchProgress {
+  inHand: boolean
+  finished: number
 }
 
 /** The last record of each partition in `batch`: what committing the batch means. */
@@ -41,6 +49,7 @@ export async function processBatches(
     while (!options.signal?.aborted) {
       const first = await iterator.next()
       if (first.done) return
+      if (options.progress) options.progress.inHand = true
       const batch: KafkaMessage[] = [first.value]
       while (batch.length < options.maxBatch && stream.readableLength > 0) {
         const next = await iterator.next()
@@ -49,6 +58,10 @@ export async function processBatches(
       }
       await handle(batch)
       await Promise.all(lastPerPartition(batch).map((message) => commitMessage(stream, message)))
+      if (options.progress) {
+        options.progress.inHand = false
+        options.progress.finished++
+      }
     }
   } finally {
     options.signal?.removeEventListener('abort', stop)

@@ -13,6 +13,12 @@
  * client's incremental fetch session). So the watchdog also compares, per assigned partition, the
  * offset the stream fetches next with the partition's end: records there that the stream does not
  * fetch for the same window are a stall too.
+ *
+ * And one more: a member with nothing in hand (no batch being handled, nothing buffered) while an
+ * assigned partition's committed offset stays below its end for the same window. Seen in a chaos run
+ * after a broker restart: the last record of a partition stayed uncommitted for minutes, the stream's
+ * fetch position already past it, so the stream had fetched it but its reader never got it. Whatever
+ * the client lost, a new member starts from the committed offset and reads it.
  */
 import type { KafkaStream } from './consumer.ts'
 
@@ -36,29 +42,41 @@ export function isFetchLoopStalled(state: FetchLoopState, silenceMs: number): bo
 }
 
 /** Options of {@link watchFetchLoop}. */
-/** Where an assigned partition stands: the offset the stream fetches next, and the partition's end. */
+/**
+ * Where an assigned partition stands: the offset the stream fetches next, the group's committed
+ * offset (when known), and the partition's end.
+ */
 export interface PartitionPosition {
   readonly key: string
   readonly position: bigint
   readonly end: bigint
+  readonly committed?: bigint | undefined
 }
 
 /**
- * Remembers, per assigned partition, since when records have been waiting past an unmoving fetch
- * position. Feed it every look at the positions; it forgets a partition whose position moved or whose
- * records are all fetched.
+ * Remembers, per assigned partition, since when records have been waiting: past an unmoving fetch
+ * position, or (while the member has nothing in hand) past an unmoving committed offset. Feed it
+ * every look at the positions; it forgets a partition whose offsets moved or that caught up, and a
+ * wait on the committed offset at any look where the member was busy.
  */
 export class StarvationTracker {
-  #since = new Map<string, { readonly position: bigint; readonly at: number }>()
+  #since = new Map<string, { readonly mark: string; readonly at: number }>()
 
-  /** @returns the partitions whose records have waited unfetched for at least `ms` */
-  observe(positions: readonly PartitionPosition[], now: number, ms: number): string[] {
-    const next = new Map<string, { readonly position: bigint; readonly at: number }>()
+  /**
+   * @param idle whether the member had nothing in hand for the whole look (no batch handled or
+   *   finished, nothing buffered)
+   * @returns the partitions whose records have waited for at least `ms`
+   */
+  observe(positions: readonly PartitionPosition[], now: number, ms: number, idle = false): string[] {
+    const next = new Map<string, { readonly mark: string; readonly at: number }>()
     const starved: string[] = []
-    for (const { key, position, end } of positions) {
-      if (end <= position) continue
+    for (const { key, position, end, committed } of positions) {
+      const unfetched = end > position
+      const unhandled = idle && committed !== undefined && end > committed
+      if (!unfetched && !unhandled) continue
+      const mark = `${position}/${unhandled ? committed : '-'}`
       const known = this.#since.get(key)
-      const entry = known !== undefined && known.position === position ? known : { position, at: now }
+      const entry = known !== undefined && known.mark === mark ? known : { mark, at: now }
       next.set(key, entry)
       if (now - entry.at >= ms) starved.push(key)
     }
@@ -72,6 +90,12 @@ export class StarvationTracker {
   }
 }
 
+/** What a stream's reader is doing (see {@link FetchWatchOptions.activity}). */
+export interface BatchActivity {
+  readonly inHand: boolean
+  readonly finished: number
+}
+
 export interface FetchWatchOptions {
   /** Longest silence tolerated; it must exceed a fetch's longest legitimate wait (a rebalance). */
   readonly silenceMs: number
@@ -82,6 +106,11 @@ export interface FetchWatchOptions {
    * watched. A failed look is skipped.
    */
   readonly positions?: () => Promise<readonly PartitionPosition[]>
+  /**
+   * What the reader has in hand: a batch being handled (and committed), and how many batches it
+   * finished. Without it the committed offsets are not watched.
+   */
+  readonly activity?: () => BatchActivity
   /** Called once, with what was seen, when either stall is reached; the caller closes the stream and joins again. */
   readonly onStall: (what: string) => void
 }
@@ -101,14 +130,28 @@ export function watchFetchLoop(stream: KafkaStream, options: FetchWatchOptions):
   const lookAtPositions = (): void => {
     if (options.positions === undefined || looking) return
     looking = true
+    const before = options.activity?.()
+    const emptyBefore = stream.readableLength === 0
     options
       .positions()
       .then((positions) => {
-        const starved = starvation.observe(positions, performance.now(), options.silenceMs)
+        // Idle for the whole look: a batch started or finished meanwhile may have moved an offset.
+        const after = options.activity?.()
+        const idle =
+          before !== undefined &&
+          after !== undefined &&
+          !before.inHand &&
+          !after.inHand &&
+          before.finished === after.finished &&
+          emptyBefore &&
+          stream.readableLength === 0
+        const starved = starvation.observe(positions, performance.now(), options.silenceMs, idle)
         if (starved.length > 0 && !stopped) {
           stop()
           const seconds = Math.round(options.silenceMs / 1000)
-          options.onStall(`records of ${starved.join(', ')} waiting unfetched for ${seconds} s`)
+          options.onStall(
+            `records of ${starved.join(', ')} waiting for ${seconds} s, unfetched or never handed over`,
+          )
         }
       })
       .catch(() => undefined)

@@ -63,7 +63,62 @@ test('the watchdog replaces a member whose fetches are answered but whose partit
       onStall: (what) => stalls.push(what),
     })
     await sleep(600)
-    assert.deepEqual(stalls, ['records of pipeline_view_refresh:4 waiting unfetched for 0 s'])
+    assert.deepEqual(stalls, [
+      'records of pipeline_view_refresh:4 waiting for 0 s, unfetched or never handed over',
+    ])
+  } finally {
+    clearInterval(answering)
+  }
+})
+
+test('records fetched but left uncommitted while the member has nothing in hand are starved', () => {
+  const tracker = new StarvationTracker()
+  // The stream's position is past the last record (fetched), the group's offset below it.
+  const at = (committed: bigint) => [{ key: 'refresh:4', position: 245n, end: 245n, committed }]
+  assert.deepEqual(tracker.observe(at(244n), 0, 5000, true), [])
+  assert.deepEqual(tracker.observe(at(244n), 5000, 5000, true), ['refresh:4'])
+})
+
+test('an uncommitted record is no stall while the member is busy, or once the offset moves', () => {
+  const tracker = new StarvationTracker()
+  const at = (committed: bigint | undefined) => [{ key: 'refresh:4', position: 245n, end: 245n, committed }]
+  tracker.observe(at(244n), 0, 5000, true)
+  assert.deepEqual(tracker.observe(at(244n), 3000, 5000, false), [], 'a batch in hand')
+  assert.deepEqual(tracker.observe(at(244n), 7000, 5000, true), [], 'the window restarted after it')
+  assert.deepEqual(tracker.observe(at(245n), 20_000, 5000, true), [], 'committed: caught up')
+  tracker.observe(at(244n), 20_000, 5000, true)
+  assert.deepEqual(tracker.observe(at(244n), 24_000, 5000, true), [])
+  assert.deepEqual(tracker.observe(at(244n), 25_000, 5000, true), ['refresh:4'])
+  assert.deepEqual(
+    tracker.observe(at(undefined), 40_000, 5000, true),
+    [],
+    'nothing committed yet: not judged',
+  )
+})
+
+test('the watchdog replaces an idle member whose partition keeps a fetched record uncommitted', async () => {
+  const stream = Object.assign(new EventEmitter(), { readableLength: 0, readableHighWaterMark: 100 })
+  const answering = setInterval(() => stream.emit('fetch'), 5)
+  const watch = (inHand: boolean) => {
+    const stalls: string[] = []
+    const stop = watchFetchLoop(stream as unknown as KafkaStream, {
+      silenceMs: 200,
+      paused: () => false,
+      positions: async () => [{ key: 'pipeline_view_refresh:4', position: 245n, end: 245n, committed: 244n }],
+      activity: () => ({ inHand, finished: 7 }),
+      onStall: (what) => stalls.push(what),
+    })
+    return { stalls, stop }
+  }
+  try {
+    const idle = watch(false)
+    const busy = watch(true)
+    await sleep(600)
+    busy.stop()
+    assert.deepEqual(idle.stalls, [
+      'records of pipeline_view_refresh:4 waiting for 0 s, unfetched or never handed over',
+    ])
+    assert.deepEqual(busy.stalls, [], 'a member handling a batch is left alone')
   } finally {
     clearInterval(answering)
   }

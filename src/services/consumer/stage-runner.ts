@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../../config/env.ts'
 import { describeError, ErrorCodes } from '../../errors.ts'
-import { processBatches } from '../../kafka/batches.ts'
+import { type BatchProgress, processBatches } from '../../kafka/batches.ts'
 import { withDeadline } from '../../kafka/connection.ts'
 import {
   createConsumer,
@@ -59,14 +59,21 @@ export interface Stage {
 async function assignedPositions(consumer: KafkaConsumer, stream: KafkaStream): Promise<PartitionPosition[]> {
   const assigned = consumer.assignments ?? []
   if (assigned.length === 0) return []
-  const ends = await consumer.listOffsets({ topics: assigned.map((a) => a.topic) })
+  const [ends, commits] = await Promise.all([
+    consumer.listOffsets({ topics: assigned.map((a) => a.topic) }),
+    // The group's offsets as the broker holds them, not the client's idea of them.
+    consumer.listCommittedOffsets({ topics: assigned }),
+  ])
   const positions: PartitionPosition[] = []
   for (const { topic, partitions } of assigned) {
     for (const partition of partitions) {
       const key = `${topic}:${partition}`
       const position = stream.offsetsToFetch.get(key)
       const end = ends.get(topic)?.[partition]
-      if (position !== undefined && end !== undefined) positions.push({ key, position, end })
+      // -1: nothing committed yet; the stream then starts from the topic's start or end, not known here.
+      const stored = commits.get(topic)?.[partition]
+      const committed = stored !== undefined && stored >= 0n ? stored : undefined
+      if (position !== undefined && end !== undefined) positions.push({ key, position, end, committed })
     }
   }
   return positions
@@ -122,10 +129,12 @@ export function startStage(options: StageOptions): Stage {
         mine = stream
         if (paused) stream.pause()
         const watched = stream
+        const progress: BatchProgress = { inHand: false, finished: 0 }
         watchFetchLoop(watched, {
           silenceMs: options.config.CONSUMER_STALL_TIMEOUT_MS,
           paused: () => paused,
           positions: () => assignedPositions(consumer, watched),
+          activity: () => ({ ...progress }),
           onStall: stalled,
         })
         markJoined()
@@ -143,7 +152,7 @@ export function startStage(options: StageOptions): Stage {
             if (consumer.generationId !== generation) await options.onRebalanced?.(batch)
             options.onBatch?.((performance.now() - started) / 1000)
           },
-          { maxBatch: options.maxBatch, signal: stopping.signal },
+          { maxBatch: options.maxBatch, signal: stopping.signal, progress },
         )
       } catch (error) {
         if (!stopping.signal.aborted) {
