@@ -71,6 +71,11 @@ export const envSpec = {
     doc: 'SASL password (secret).',
     schema: secret,
   },
+  KAFKA_STARTUP_TIMEOUT_MS: {
+    expected: 'milliseconds between 0 and 86400000',
+    doc: 'How long a starting service waits for an unreachable Kafka (connection refused, timeouts), trying again with a warning each time, before it exits 1. Credentials, TLS and topic settings the broker refuses fail at once. 0: no wait.',
+    schema: wholeNumber(0, 86_400_000, 300_000),
+  },
   REDIS_URL: {
     expected: 'redis://[user:password@]host:port[/db] or rediss://…',
     secret: true,

@@ -179,6 +179,17 @@ function findInError(error: unknown, test: (e: Error) => boolean, depth = 0): Er
 }
 
 /**
+ * Whether `error` says the broker could not be reached (refused or dropped connections, names that
+ * do not resolve yet, timeouts): what a broker that is still starting, or restarting, looks like.
+ * Refusals by a broker that answered (credentials, TLS, invalid settings) are not.
+ */
+export function isKafkaUnreachable(error: unknown): boolean {
+  if (error instanceof PipelineError && error.code === ErrorCodes.KAFKA_TIMEOUT) return true
+  if (error instanceof PipelineError && error.code !== ErrorCodes.KAFKA_TOPIC_SETUP_FAILED) return false
+  return findInError(error, (e) => (e as { code?: unknown }).code === 'PLT_KFK_NETWORK') !== undefined
+}
+
+/**
  * `PIPELINE_KAFKA_AUTH_FAILED` when the broker refused the client's SASL credentials somewhere in
  * `error`, else undefined. The broker's own explanation is kept (Kafka never echoes the password);
  * retrying cannot help, so callers fail with this instead of a generic connection error.

@@ -2,8 +2,11 @@
  * What a service opened and must close: closed in reverse order of opening (clients before the
  * things they use), each failure swallowed so one stuck client never keeps the others open.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../config/env.ts'
+import { describeError, ErrorCodes } from '../errors.ts'
 import { createAdmin } from '../kafka/admin.ts'
+import { isKafkaUnreachable } from '../kafka/connection.ts'
 import { ensureTopics, pipelineTopicSpecs, type TopicSpec } from '../kafka/topics.ts'
 import type { Logger } from '../observability/logger.ts'
 
@@ -25,9 +28,18 @@ export class Resources {
   }
 }
 
+/** Longest pause between two start-up attempts to reach Kafka. */
+const STARTUP_RETRY_MAX_MS = 10_000
+
 /**
  * Creates the pipeline's topics (and `extra` ones) when missing, logging what differs from the
- * configuration; the admin client is closed again right away.
+ * configuration; the admin client is closed again right away. The first thing a service asks of
+ * Kafka: while the broker cannot be reached it tries again, with a warning each time, for up to
+ * `KAFKA_STARTUP_TIMEOUT_MS` (a service started with or before its broker, or during a broker
+ * restart, comes up once the broker does instead of exiting).
+ *
+ * @throws what {@link ensureTopics} throws, at once when the broker answered and refused, or once
+ *   the wait is over
  */
 export async function ensureServiceTopics(
   config: Config,
@@ -35,14 +47,27 @@ export async function ensureServiceTopics(
   role: string,
   extra: readonly TopicSpec[] = [],
 ): Promise<void> {
-  const admin = createAdmin(config, `${role}-admin`)
-  try {
-    const topics = await ensureTopics(admin, [...pipelineTopicSpecs(config), ...extra])
-    for (const warning of topics.warnings)
-      logger.warn({ warning }, `Kafka topic ${warning.topic}: ${warning.kind}`)
-    if (topics.created.length > 0)
-      logger.info({ topics: topics.created }, `created topics ${topics.created.join(', ')}`)
-  } finally {
-    await admin.close().catch(() => undefined)
+  const giveUpAt = Date.now() + config.KAFKA_STARTUP_TIMEOUT_MS
+  for (let attempt = 1; ; attempt++) {
+    const admin = createAdmin(config, `${role}-admin`)
+    try {
+      const topics = await ensureTopics(admin, [...pipelineTopicSpecs(config), ...extra])
+      for (const warning of topics.warnings)
+        logger.warn({ warning }, `Kafka topic ${warning.topic}: ${warning.kind}`)
+      if (topics.created.length > 0)
+        logger.info({ topics: topics.created }, `created topics ${topics.created.join(', ')}`)
+      if (attempt > 1) logger.info({ attempt }, `Kafka reached at ${config.KAFKA_BROKERS}`)
+      return
+    } catch (error) {
+      const delayMs = Math.min(STARTUP_RETRY_MAX_MS, 500 * 2 ** (attempt - 1))
+      if (!isKafkaUnreachable(error) || Date.now() + delayMs > giveUpAt) throw error
+      logger.warn(
+        { attempt, delayMs, code: ErrorCodes.KAFKA_UNREACHABLE },
+        `Kafka not reachable yet at ${config.KAFKA_BROKERS} (${describeError(error)}); trying again in ${delayMs / 1000} s, for up to ${Math.round(config.KAFKA_STARTUP_TIMEOUT_MS / 1000)} s from start-up (KAFKA_STARTUP_TIMEOUT_MS)`,
+      )
+      await sleep(delayMs)
+    } finally {
+      await admin.close().catch(() => undefined)
+    }
   }
 }

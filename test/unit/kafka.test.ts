@@ -8,11 +8,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { inspect } from 'node:util'
-import { murmur2 as libraryMurmur2, MultipleErrors, ProtocolError } from '@platformatic/kafka'
+import { murmur2 as libraryMurmur2, MultipleErrors, NetworkError, ProtocolError } from '@platformatic/kafka'
 import fc from 'fast-check'
 import { loadConfig } from '../../src/config/env.ts'
-import { ErrorCodes, isPipelineError } from '../../src/errors.ts'
-import { baseClientOptions, describeKafkaError, withDeadline } from '../../src/kafka/connection.ts'
+import { ErrorCodes, isPipelineError, PipelineError } from '../../src/errors.ts'
+import {
+  baseClientOptions,
+  describeKafkaError,
+  isKafkaUnreachable,
+  withDeadline,
+} from '../../src/kafka/connection.ts'
 import { murmur2, partitionForKey } from '../../src/kafka/producer.ts'
 import { DLQ_PARTITIONS, pipelineTopicSpecs, topicSpec } from '../../src/kafka/topics.ts'
 
@@ -162,4 +167,36 @@ describe('withDeadline', () => {
       return true
     })
   })
+})
+
+test('a broker that cannot be reached is told from one that answered and refused', () => {
+  const setupFailed = (cause: unknown) =>
+    new PipelineError(ErrorCodes.KAFKA_TOPIC_SETUP_FAILED, 'Could not create or check the Kafka topics t', {
+      cause,
+    })
+  const refused = new NetworkError('Connection to 127.0.0.1:1 failed.', {
+    cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
+  })
+  assert.equal(isKafkaUnreachable(setupFailed(new MultipleErrors('Listing topics failed.', [refused]))), true)
+  assert.equal(
+    isKafkaUnreachable(new PipelineError(ErrorCodes.KAFKA_TIMEOUT, 'ensureTopics(t) timed out')),
+    true,
+  )
+  assert.equal(
+    isKafkaUnreachable(
+      setupFailed(
+        new MultipleErrors('Creating topics failed.', [new ProtocolError('INVALID_REPLICATION_FACTOR')]),
+      ),
+    ),
+    false,
+    'an invalid topic setting',
+  )
+  assert.equal(
+    isKafkaUnreachable(
+      new PipelineError(ErrorCodes.KAFKA_AUTH_FAILED, 'refused the SASL credentials', { cause: refused }),
+    ),
+    false,
+    'wrong credentials, whatever lies under them',
+  )
+  assert.equal(isKafkaUnreachable(new Error('something else')), false)
 })

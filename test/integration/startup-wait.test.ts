@@ -1,0 +1,91 @@
+/**
+ * A service started while Kafka cannot be reached waits for it (a warning per attempt, not ready
+ * meanwhile) and comes up once the broker answers; after `KAFKA_STARTUP_TIMEOUT_MS` it gives up with
+ * the last error. The broker is taken off the network with a TCP proxy in front of its bootstrap
+ * address (the client reaches the broker's advertised address only through the metadata it gets there).
+ */
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import { ErrorCodes } from '../../src/errors.ts'
+import { freePort } from '../../src/infra/ports.ts'
+import { type ConsumerService, startConsumerService } from '../../src/services/consumer/service.ts'
+import { createProducerRuntime } from '../../src/services/producer/service.ts'
+import { type PipelineFixture, pipelineFixture } from '../helpers/consumer.ts'
+import { testInfra } from '../helpers/env.ts'
+import { captureLogs } from '../helpers/producer.ts'
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+let proxy: TcpProxy
+let fixture: PipelineFixture
+
+before(async () => {
+  const [host, port] = (testInfra.kafkaBrokers[0] ?? '').split(':')
+  assert.equal(host, '127.0.0.1', 'the test broker listens on 127.0.0.1')
+  proxy = await startTcpProxy(Number(port))
+  fixture = await pipelineFixture({ KAFKA_BROKERS: `127.0.0.1:${proxy.port}` })
+})
+after(async () => {
+  await fixture.close()
+  await proxy.close()
+})
+
+const unreachableWarnings = (logs: ReturnType<typeof captureLogs>) =>
+  logs.lines.filter((line) => line.code === ErrorCodes.KAFKA_UNREACHABLE)
+
+test('consumer: waits for an unreachable Kafka, not ready meanwhile, and starts once it answers', async () => {
+  await proxy.down()
+  const metricsPort = await freePort()
+  const base = `http://127.0.0.1:${metricsPort}`
+  const logs = captureLogs('consumer')
+  const starting = startConsumerService({ ...fixture.config, METRICS_PORT: metricsPort }, logs.logger, {
+    prefix: fixture.prefix,
+  })
+  let consumer: ConsumerService | undefined
+  try {
+    await waitFor('two warnings about Kafka', async () => unreachableWarnings(logs).length >= 2)
+    const [first] = unreachableWarnings(logs)
+    assert.match(
+      String(first?.msg),
+      new RegExp(
+        `^Kafka not reachable yet at 127\\.0\\.0\\.1:${proxy.port} \\(.*ECONNREFUSED.*\\); trying again in 0\\.5 s`,
+      ),
+    )
+    assert.equal((await fetch(`${base}/readyz`)).status, 503, 'not ready while waiting')
+    assert.equal((await fetch(`${base}/healthz`)).status, 200, 'alive while waiting')
+
+    await proxy.up()
+    consumer = await starting
+    await consumer.ready
+    assert.equal((await fetch(`${base}/readyz`)).status, 200)
+    assert.ok(
+      logs.messages().includes(`Kafka reached at 127.0.0.1:${proxy.port}`),
+      'says when the broker answered',
+    )
+  } finally {
+    await proxy.up()
+    await (consumer ?? (await starting.catch(() => undefined)))?.close()
+  }
+})
+
+test('producer: gives up after KAFKA_STARTUP_TIMEOUT_MS with the last error', async () => {
+  await proxy.down()
+  const logs = captureLogs('producer')
+  const started = Date.now()
+  try {
+    await assert.rejects(
+      createProducerRuntime({ ...fixture.config, KAFKA_STARTUP_TIMEOUT_MS: 2000 }, logs.logger, {
+        prefix: fixture.prefix,
+      }),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, ErrorCodes.KAFKA_TOPIC_SETUP_FAILED)
+        assert.match(error.message, /ECONNREFUSED/)
+        return true
+      },
+    )
+    assert.ok(unreachableWarnings(logs).length >= 1, 'it tried again before giving up')
+    assert.ok(Date.now() - started < 15_000, 'within the configured wait, not the default 5 min')
+  } finally {
+    await proxy.up()
+  }
+})
