@@ -47,6 +47,31 @@ end
 return 1
 `)
 
+// Counts another exhausted round of view ARGV[1] (ARGV[2] more attempts, first failure ARGV[3] if
+// none is recorded) in one step, so two members failing the same view at once count two rounds. Past
+// ARGV[5] rounds it forgets the view; else it records the round and makes the view due at ARGV[4] +
+// ARGV[6] × 2^(round − 1). KEYS[1] the failures, KEYS[2] the due views. Returns the decision, rounds,
+// attempts, first failure and, when scheduled, the due time.
+const RECORD_FAILURE = script(`
+local view = ARGV[1]
+local rounds, attempts, first = 1, tonumber(ARGV[2]), ARGV[3]
+local raw = redis.call('HGET', KEYS[1], view)
+if raw then
+  local known = cjson.decode(raw)
+  rounds = (tonumber(known.rounds) or 0) + 1
+  attempts = (tonumber(known.attempts) or 0) + attempts
+  if type(known.firstFailedAt) == 'string' then first = known.firstFailedAt end
+end
+if rounds > tonumber(ARGV[5]) then
+  redis.call('HDEL', KEYS[1], view)
+  return {'give-up', rounds, attempts, first}
+end
+local dueAt = string.format('%d', tonumber(ARGV[4]) + tonumber(ARGV[6]) * 2 ^ (rounds - 1))
+redis.call('HSET', KEYS[1], view, cjson.encode({rounds = rounds, attempts = attempts, firstFailedAt = first}))
+redis.call('ZADD', KEYS[2], dueAt, view)
+return {'scheduled', rounds, attempts, first, dueAt}
+`)
+
 /** Redis-backed retry schedule. */
 export class RetrySchedule {
   readonly #redis: Redis
@@ -69,23 +94,22 @@ export class RetrySchedule {
     options: { readonly maxRounds: number; readonly baseDelayMs: number; readonly now?: number },
   ): Promise<FailureDecision> {
     const now = options.now ?? Date.now()
-    const raw = await this.#redis.hGet(this.#failures, view)
-    const previous = raw ? (JSON.parse(raw) as FailureRecord) : undefined
-    const record: FailureRecord = {
-      rounds: (previous?.rounds ?? 0) + 1,
-      attempts: (previous?.attempts ?? 0) + attempts,
-      firstFailedAt: previous?.firstFailedAt ?? new Date(now).toISOString(),
-    }
-    if (record.rounds > options.maxRounds) {
-      await this.clear([view])
-      return { kind: 'give-up', record }
-    }
-    const dueAt = now + options.baseDelayMs * 2 ** (record.rounds - 1)
-    await Promise.all([
-      this.#redis.hSet(this.#failures, view, JSON.stringify(record)),
-      this.#redis.zAdd(this.#due, { score: dueAt, value: view }),
-    ])
-    return { kind: 'scheduled', round: record.rounds, dueAt }
+    const reply = (await runScript(
+      this.#redis,
+      RECORD_FAILURE,
+      [this.#failures, this.#due],
+      [
+        view,
+        String(attempts),
+        new Date(now).toISOString(),
+        String(now),
+        String(options.maxRounds),
+        String(options.baseDelayMs),
+      ],
+    )) as [string, number, number, string, string?]
+    const [kind, rounds, total, firstFailedAt, dueAt] = reply
+    if (kind === 'give-up') return { kind, record: { rounds, attempts: total, firstFailedAt } }
+    return { kind: 'scheduled', round: rounds, dueAt: Number(dueAt) }
   }
 
   /**

@@ -37,3 +37,32 @@ test('a wait never postpones an earlier due time, and clearing failures leaves d
   await schedule.clear(['customer:3'])
   assert.deepEqual((await schedule.claimDue(10, 600)).views, ['customer:3'])
 })
+
+test('exhausted rounds: due after a doubling delay, given up after the last with their attempts and first failure', async () => {
+  const schedule = newSchedule()
+  const options = { maxRounds: 2, baseDelayMs: 1000 }
+  const first = await schedule.recordFailure('customer:1', 3, { ...options, now: 10_000 })
+  assert.deepEqual(first, { kind: 'scheduled', round: 1, dueAt: 11_000 })
+  assert.deepEqual((await schedule.claimDue(10, 10_999)).views, [], 'not due before its delay')
+  const second = await schedule.recordFailure('customer:1', 3, { ...options, now: 20_000 })
+  assert.deepEqual(second, { kind: 'scheduled', round: 2, dueAt: 22_000 })
+  const last = await schedule.recordFailure('customer:1', 3, { ...options, now: 30_000 })
+  assert.deepEqual(last, {
+    kind: 'give-up',
+    record: { rounds: 3, attempts: 9, firstFailedAt: new Date(10_000).toISOString() },
+  })
+  const again = await schedule.recordFailure('customer:1', 1, { ...options, now: 40_000 })
+  assert.deepEqual(again, { kind: 'scheduled', round: 1, dueAt: 41_000 }, 'forgotten once given up')
+})
+
+test('rounds failed at once by several members are each counted', async () => {
+  const prefix = testRedis.newPrefix('retry-schedule')
+  // Two consumers sharing the schedule, failing one view concurrently (across a rebalance).
+  const members = [new RetrySchedule(testRedis.redis, prefix), new RetrySchedule(testRedis.redis, prefix)]
+  const options = { maxRounds: 100, baseDelayMs: 1000, now: 0 }
+  const decisions = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => members[i % 2]?.recordFailure('product:7', 2, options)),
+  )
+  const rounds = decisions.map((d) => (d?.kind === 'scheduled' ? d.round : 0)).sort((a, b) => a - b)
+  assert.deepEqual(rounds, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+})
