@@ -30,6 +30,9 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY --from=build /app/dist ./dist
 COPY openapi ./openapi
+# Owned by the service user, so a named volume mounted here starts out writable for it (the mock
+# Analytics keeps what it accepted there).
+RUN mkdir -p /var/lib/pipeline && chown node:node /var/lib/pipeline
 USER node
 # 9000 consumer, 9001 producer (metrics and health), 4020 mock Analytics.
 EXPOSE 9000 9001 4020

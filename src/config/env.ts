@@ -314,6 +314,11 @@ export const envSpec = {
     doc: 'Port of `pipeline mock-analytics`.',
     schema: wholeNumber(0, 65_535, 4020),
   },
+  MOCK_ANALYTICS_STATE_FILE: {
+    expected: 'a file path',
+    doc: 'Where `pipeline mock-analytics` keeps what it accepted (JSON Lines, appended per accepted delivery, read back at start), so it holds its views across restarts as a real Analytics would; unset: memory only. `pipeline up` keeps it in `.cache/local/`.',
+    schema: z.string().min(1).optional(),
+  },
 } as const satisfies Record<string, VarSpec>
 
 /** Names of every environment variable the services read. */

@@ -68,7 +68,10 @@ export async function runLocalStack(services: readonly string[]): Promise<number
   const children: ManagedChild[] = []
   // The services' output reaches a person through our pipe: keep it pretty when we are on a terminal.
   const format = process.stdout.isTTY ? { LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty' } : {}
-  const env = { ...process.env, ...infra.env, ...format }
+  // The mock keeps what it accepted beside the broker's and Redis's data: restarted with their state,
+  // it must still hold the views the consumer's delivery records say it holds.
+  const mockState = { MOCK_ANALYTICS_STATE_FILE: join(dataDir, 'mock-analytics.jsonl') }
+  const env = { ...mockState, ...process.env, ...infra.env, ...format }
   for (const command of services) {
     children.push(
       spawnChild({

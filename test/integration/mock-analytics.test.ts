@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import { after, before, beforeEach, describe, test } from 'node:test'
 import { Agent, type Dispatcher, request } from 'undici'
@@ -357,6 +360,47 @@ describe('mock Analytics life cycle', () => {
       assert.equal((await call(line.url, 'GET', '/healthz')).status, 200)
     } finally {
       await service.close()
+    }
+  })
+
+  test('with a state file it holds what it accepted across a restart, and a reset empties it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mock-analytics-'))
+    const stateFile = join(dir, 'state', 'mock-analytics.jsonl')
+    try {
+      const first = await startMockAnalytics({ port: 0, stateFile })
+      assert.deepEqual(first.restored, { records: 0, unreadable: 0 })
+      await deliver(first.url, 'customer:1:a', { customer: { id: '1' } })
+      await deliver(first.url, 'customer:1:b', { customer: { id: '1', name: 'new' } })
+      await deliver(first.url, 'product:7:a', { product: { id: '7' } })
+      await deliver(first.url, 'product:7:b', { type: 'product', id: '7', deleted: true })
+      await deliver(first.url, 'customer:1:b', { customer: { id: '1', name: 'new' } })
+      const before = (await call(first.url, 'GET', '/analytics/views')).body
+      await first.close()
+      // A crash cut the last line short.
+      appendFileSync(stateFile, '{"key":"customer:2:a","rec')
+
+      const second = await startMockAnalytics({ port: 0, stateFile })
+      try {
+        assert.deepEqual(second.restored, { records: 4, unreadable: 1 })
+        assert.deepEqual((await call(second.url, 'GET', '/analytics/views')).body, before)
+        const replay = await deliver(second.url, 'customer:1:a', { customer: { id: '1' } })
+        assert.deepEqual(replay.body, { status: 'replay' }, 'keys accepted before the restart are known')
+        await deliver(second.url, 'customer:3:a', { customer: { id: '3' } })
+      } finally {
+        await second.close()
+      }
+      const third = await startMockAnalytics({ port: 0, stateFile })
+      try {
+        assert.equal(third.restored.records, 5, 'what the second run accepted was kept too')
+        assert.equal((await call(third.url, 'POST', '/control/reset')).status, 200)
+      } finally {
+        await third.close()
+      }
+      const fourth = await startMockAnalytics({ port: 0, stateFile })
+      await fourth.close()
+      assert.deepEqual(fourth.restored, { records: 0, unreadable: 0 }, 'a reset empties the file')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })

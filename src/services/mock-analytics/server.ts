@@ -7,6 +7,7 @@ import { timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { ErrorCodes, PipelineError } from '../../errors.ts'
 import { sendError } from './http.ts'
+import { openJournal } from './journal.ts'
 import { createRoutes, DELIVERY_PATHS, guarded, type RouteContext, type Routes } from './routes.ts'
 import { MockAnalyticsStore } from './store.ts'
 
@@ -20,6 +21,11 @@ export interface MockAnalyticsOptions {
   readonly bodyLimitBytes?: number | undefined
   /** When set, every request but `GET /healthz` needs `Authorization: Bearer <token>`. */
   readonly token?: string | undefined
+  /**
+   * A file keeping what was accepted (see `journal.ts`): read back at start, appended to per accepted
+   * delivery, emptied by a reset. Default: memory only.
+   */
+  readonly stateFile?: string | undefined
 }
 
 /** A running mock Analytics service. */
@@ -29,6 +35,8 @@ export interface MockAnalytics {
   readonly port: number
   /** The live state, for tests that inspect or reset it in-process. */
   readonly store: MockAnalyticsStore
+  /** Deliveries read back from the state file at start, and lines of it that could not be. */
+  readonly restored: { readonly records: number; readonly unreadable: number }
   /** Stops listening and closes every connection, keep-alive ones included, at once. */
   close(): Promise<void>
 }
@@ -43,8 +51,18 @@ export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
  */
 export function startMockAnalytics(options: MockAnalyticsOptions = {}): Promise<MockAnalytics> {
   const host = options.host ?? '127.0.0.1'
+  const journal = options.stateFile === undefined ? undefined : openJournal(options.stateFile)
+  const store = new MockAnalyticsStore()
+  if (journal !== undefined) {
+    // Read back through the store itself (a key twice in the file is stored once), before listening.
+    for (const { key, record, receivedAt } of journal.restored) {
+      store.countReceived()
+      store.deliver(key, record, receivedAt)
+    }
+    store.listen({ accepted: (stored) => journal.append(stored), reset: () => journal.truncate() })
+  }
   const context: RouteContext = {
-    store: new MockAnalyticsStore(),
+    store,
     bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     timers: new Set(),
   }
@@ -64,14 +82,18 @@ export function startMockAnalytics(options: MockAnalyticsOptions = {}): Promise<
         closing ??= new Promise<void>((done, fail) => {
           for (const timer of context.timers) clearTimeout(timer)
           context.timers.clear()
-          server.close((error) => (error ? fail(error) : done()))
+          server.close((error) => {
+            const closed = journal?.close() ?? Promise.resolve()
+            void closed.then(() => (error ? fail(error) : done()))
+          })
           // close() alone waits for keep-alive clients to leave; tests want the port back now.
           server.closeAllConnections()
         })
         return closing
       }
       const shownHost = host.includes(':') ? `[${host}]` : host
-      resolve({ url: `http://${shownHost}:${port}`, port, store: context.store, close })
+      const restored = { records: journal?.restored.length ?? 0, unreadable: journal?.unreadable ?? 0 }
+      resolve({ url: `http://${shownHost}:${port}`, port, store: context.store, restored, close })
     })
   })
 }

@@ -19,7 +19,18 @@ export async function runMockAnalyticsService(
     host: config.MOCK_ANALYTICS_HOST,
     port: config.MOCK_ANALYTICS_PORT,
     token: config.ANALYTICS_TOKEN,
+    stateFile: config.MOCK_ANALYTICS_STATE_FILE,
   })
+  const file = config.MOCK_ANALYTICS_STATE_FILE
+  if (file !== undefined) {
+    const { records, unreadable } = mock.restored
+    logger.info({ file, records }, `read back ${records} accepted deliveries from ${file}`)
+    if (unreadable > 0)
+      logger.warn(
+        { file, unreadable },
+        `skipped ${unreadable} unreadable line(s) of ${file} (cut short by a crash?)`,
+      )
+  }
   logger.info(
     { url: mock.url, authentication: config.ANALYTICS_TOKEN !== undefined },
     `mock Analytics listening on ${mock.url} (POST ${mock.url}/analytics/data)`,

@@ -48,6 +48,12 @@ export function isDeletion(record: unknown): boolean {
   return typeof record === 'object' && record !== null && (record as { deleted?: unknown }).deleted === true
 }
 
+/** What a store tells about changes to what it holds. */
+export interface StoreListener {
+  accepted(stored: StoredRecord): void
+  reset(): void
+}
+
 /**
  * The sink's memory. A key is stored at most once, however often it is delivered: that is what
  * makes the pipeline's at-least-once delivery exactly-once in effect.
@@ -55,6 +61,8 @@ export function isDeletion(record: unknown): boolean {
 export class MockAnalyticsStore {
   /** Fault rules the HTTP server consults before storing a delivery. */
   readonly faults = new FaultRules()
+  /** Told of every accepted delivery and of every reset (a journal on disk). */
+  #listener: StoreListener | undefined
   #keys = new Set<string>()
   #log: StoredRecord[] = []
   #views = new Map<string, StoredRecord>()
@@ -62,6 +70,11 @@ export class MockAnalyticsStore {
   #replays = 0
   #rejected = 0
   #batches = 0
+
+  /** Tells `listener` of every delivery accepted and every reset from now on (e.g. to keep them on disk). */
+  listen(listener: StoreListener): void {
+    this.#listener = listener
+  }
 
   /** Counts a well-formed batch request (its items are counted by {@link countReceived}). */
   countBatch(): void {
@@ -95,6 +108,7 @@ export class MockAnalyticsStore {
     const stored: StoredRecord = { key, record, receivedAt }
     this.#keys.add(key)
     this.#log.push(stored)
+    this.#listener?.accepted(stored)
     if (isDeletion(record)) this.#views.delete(identity)
     else this.#views.set(identity, stored)
     return 'accepted'
@@ -143,5 +157,6 @@ export class MockAnalyticsStore {
     this.#rejected = 0
     this.#batches = 0
     this.faults.clear()
+    this.#listener?.reset()
   }
 }
