@@ -7,6 +7,8 @@
  * - `<p>:consumer:entity:customer`, `<p>:consumer:entity:product`: hashes, id → JSON {@link StoredEntity}
  * - `<p>:consumer:customers-of:<productId>`: sorted set of the ids of customers whose `productIds`
  *   holds the product, all with score 0 so Redis orders them by bytes and hands out the first N
+ * - `<p>:consumer:applied-at:<entity>`: hashes, id → the position of the message the state was last
+ *   written from (the stale-write guard; for products also the version the product cache checks)
  *
  * Write order (stage 1 must follow it; it is what makes must 1 of design §4 hold without locks):
  * - a **customer** message: {@link EntityStore.writeCustomers} (or `upsertCustomer` / `deleteCustomer`;
@@ -22,7 +24,6 @@
  * writing the product would open a window where neither side sees the other.
  */
 
-import { randomBytes } from 'node:crypto'
 import { encodePosition, type SourcePosition } from '../domain/fanout.ts'
 import type { Customer, Product } from '../domain/records.ts'
 import {
@@ -96,19 +97,20 @@ end
 return skipped
 `
 
-// Writes or deletes products with their positions and version tokens, skipping (and returning)
-// those older than the stored position. KEYS[1] product hash, KEYS[2] positions, KEYS[3] version
-// tokens; ARGV: quadruples of id, JSON or '', position, version token.
+// Writes or deletes products with their positions, skipping (and returning) those older than the
+// stored position. A write without a position (not from a message) removes the stored one: the
+// position is also what stage 2's product cache takes as the record's version, so it must change
+// with every write, and a record that came from no message has none.
+// KEYS[1] product hash, KEYS[2] positions; ARGV: triples of id, JSON or '', position or ''.
 const WRITE_PRODUCTS = `${STALE}
 local skipped = {}
-for i = 1, #ARGV, 4 do
+for i = 1, #ARGV, 3 do
   local id, json, at = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if stale(KEYS[2], id, at) then
     skipped[#skipped + 1] = id
   else
     if json == '' then redis.call('HDEL', KEYS[1], id) else redis.call('HSET', KEYS[1], id, json) end
-    place(KEYS[2], id, at)
-    redis.call('HSET', KEYS[3], id, ARGV[i + 3])
+    if at == '' then redis.call('HDEL', KEYS[2], id) else redis.call('HSET', KEYS[2], id, at) end
   end
 end
 return skipped
@@ -179,11 +181,11 @@ export const DEFAULT_PRODUCT_CACHE_ENTRIES = 20_000
 export class EntityStore {
   readonly #redis: Redis
   readonly #prefix: string
-  /** Products by version token: view computations read a token, not the record, when it is cached. */
+  /**
+   * Products by version: view computations read a product's stored position (the message its state
+   * was written from, unique per write), not the record, while the record cached under it is current.
+   */
   readonly #products: VersionedCache<StoredEntity<Product> | null>
-  /** Version tokens are this store's id and a counter: unique across processes and Redis restarts. */
-  readonly #instance = randomBytes(6).toString('base64url')
-  #written = 0
 
   constructor(redis: Redis, prefix = 'pipeline', options: { readonly productCacheEntries?: number } = {}) {
     this.#redis = redis
@@ -193,11 +195,6 @@ export class EntityStore {
 
   #entityKey(entity: 'customer' | 'product'): string {
     return `${this.#prefix}:consumer:entity:${entity}`
-  }
-
-  /** Hash product id → the token of its last write (see {@link VersionedCache}). */
-  get #versionsKey(): string {
-    return `${this.#prefix}:consumer:entity-version:product`
   }
 
   get #indexPrefix(): string {
@@ -260,16 +257,11 @@ export class EntityStore {
    * @returns the ids whose write was skipped as older than the stored position
    */
   async writeProducts(writes: readonly ProductWrite[]): Promise<string[]> {
-    const keys = [this.#entityKey('product'), appliedAtKey(this.#prefix, 'product'), this.#versionsKey]
+    const keys = [this.#entityKey('product'), appliedAtKey(this.#prefix, 'product')]
     const calls = chunks(writes, PRODUCTS_PER_CALL).map((slice) => {
       const args: string[] = []
       for (const { id, stored, at } of slice)
-        args.push(
-          id,
-          stored ? JSON.stringify(stored) : '',
-          positionArg(at),
-          `${this.#instance}.${++this.#written}`,
-        )
+        args.push(id, stored ? JSON.stringify(stored) : '', positionArg(at))
       return this.#run(SCRIPTS.writeProducts, keys, args)
     })
     return ((await Promise.all(calls)) as string[][]).flat()
@@ -378,30 +370,44 @@ export class EntityStore {
   }
 
   /**
-   * The current records of those of `ids` that exist, from the cache where the version token read
-   * now is the cached one. A record read after its token may be newer than the token says; cached
-   * under the older token it can only be taken while that token is current, i.e. never.
+   * The current records of those of `ids` that exist, from the cache where the version read now (the
+   * stored position) is the cached one. Misses read version and record in one transaction, so a
+   * record is never cached under a version it does not belong to (read apart, a write landing between
+   * the two reads would file the newer record under the older version).
    */
   async #currentProducts(ids: readonly string[]): Promise<Map<string, StoredEntity<Product>>> {
+    const versionsKey = appliedAtKey(this.#prefix, 'product')
     const versions = (
-      await Promise.all(chunks(ids).map((slice) => this.#redis.hmGet(this.#versionsKey, slice)))
+      await Promise.all(chunks(ids).map((slice) => this.#redis.hmGet(versionsKey, slice)))
     ).flat()
     const found = new Map<string, StoredEntity<Product>>()
-    const misses: Array<[string, string | null | undefined]> = []
+    const misses: string[] = []
     ids.forEach((id, i) => {
       const version = versions[i]
       const cached = version == null ? undefined : this.#products.get(id, version)
-      if (cached === undefined) misses.push([id, version])
+      if (cached === undefined) misses.push(id)
       else if (cached !== null) found.set(id, cached)
     })
-    if (misses.length === 0) return found
-    const read = await this.getProducts(misses.map(([id]) => id))
-    for (const [id, version] of misses) {
-      const product = read.get(id)
-      if (product !== undefined) found.set(id, product)
-      // No token: written before tokens existed; read each time until its next write.
-      if (version != null) this.#products.set(id, version, product ?? null)
-    }
+    const slices = chunks(misses)
+    const replies = await Promise.all(
+      slices.map((slice) =>
+        this.#redis.multi().hmGet(versionsKey, slice).hmGet(this.#entityKey('product'), slice).exec(),
+      ),
+    )
+    slices.forEach((slice, n) => {
+      const [slicedVersions, records] = (replies[n] ?? []) as unknown as [
+        Array<string | null>,
+        Array<string | null>,
+      ]
+      slice.forEach((id, i) => {
+        const raw = records[i]
+        const product = raw == null ? null : (JSON.parse(raw) as StoredEntity<Product>)
+        if (product !== null) found.set(id, product)
+        // No version: written from no message; read each time until its next write.
+        const version = slicedVersions[i]
+        if (version != null) this.#products.set(id, version, product)
+      })
+    })
     return found
   }
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import type { SourcePosition } from '../../src/domain/fanout.ts'
+import { encodePosition, type SourcePosition } from '../../src/domain/fanout.ts'
 import { computeView, type ViewId } from '../../src/domain/views.ts'
 import { AppliedStore } from '../../src/state/applied-store.ts'
 import { EntityStore } from '../../src/state/entity-store.ts'
@@ -246,37 +246,50 @@ test('product cache: a product another consumer changes or deletes is read anew,
     assert.ok(view?.type === 'customer')
     return view.products.get('100')?.data.stock
   }
+  const write = (offset: number, stock: number | null) =>
+    writer.writeProducts([
+      {
+        id: '100',
+        stored: stock === null ? null : product('100', 10, stock),
+        at: at(offset, 2000 + offset, 'products'),
+      },
+    ])
   await writer.upsertCustomer(customer('1', ['100']))
-  await writer.upsertProduct(product('100', 10, 5))
+  await write(1, 5)
   assert.equal(await stockOf(), 5)
   assert.equal(await stockOf(), 5, 'served from the cache while unchanged')
 
-  await writer.upsertProduct(product('100', 10, 6))
+  await write(2, 6)
   assert.equal(await stockOf(), 6, 'a write by another store is seen at once')
   const viaProductView = (await reader.loadViewInputs(['product:100'])).get('product:100')
   assert.ok(viaProductView?.type === 'product')
   assert.equal(viaProductView.product?.data.stock, 6)
 
-  await writer.deleteProduct('100')
+  await write(3, null)
   assert.equal(await stockOf(), undefined, 'a deletion by another store is seen at once')
-  await writer.upsertProduct(product('100', 10, 7))
+  await write(4, 7)
   assert.equal(await stockOf(), 7, 'and so is the product coming back')
 
-  // A product written before version tokens existed has none: read from Redis every time.
+  // A consumer of an earlier release writes the record and its position, and nothing else.
   await testRedis.redis.hSet(
     `${prefix}:consumer:entity:product`,
     '100',
     JSON.stringify(product('100', 10, 8)),
   )
-  await testRedis.redis.hDel(`${prefix}:consumer:entity-version:product`, '100')
-  assert.equal(await stockOf(), 8)
   await testRedis.redis.hSet(
-    `${prefix}:consumer:entity:product`,
+    `${prefix}:consumer:applied-at:product`,
     '100',
-    JSON.stringify(product('100', 10, 9)),
+    encodePosition(at(5, 2005, 'products')),
   )
-  assert.equal(await stockOf(), 9, 'without a token nothing is cached')
+  assert.equal(await stockOf(), 8, 'a write by an earlier release is seen at once (a rolling upgrade)')
+
+  // Written from no message: no position, so nothing is cached.
+  await writer.upsertProduct(product('100', 10, 9))
+  assert.equal(await stockOf(), 9)
+  await writer.upsertProduct(product('100', 10, 10))
+  assert.equal(await stockOf(), 10, 'without a position the record is read each time')
 })
+
 test('bulk: 10k customers with 1–5 products each, written and loaded (timings printed)', async () => {
   const store = new EntityStore(testRedis.redis, newPrefix())
   const productCount = 1000
