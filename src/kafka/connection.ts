@@ -179,15 +179,28 @@ function findInError(error: unknown, test: (e: Error) => boolean, depth = 0): Er
 }
 
 /**
- * Whether `error` says the broker could not be reached (refused or dropped connections, names that
- * do not resolve yet, timeouts): what a broker that is still starting, or restarting, looks like.
+ * Whether `error` says Kafka is not there yet: the broker could not be reached (refused or dropped
+ * connections, names that do not resolve yet, timeouts), answered that it cannot serve the request
+ * yet (protocol errors the client marks retryable, such as NOT_CONTROLLER or LEADER_NOT_AVAILABLE),
+ * or the topics have no leader yet: what a broker that is starting, or restarting, looks like.
  * Refusals by a broker that answered (credentials, TLS, invalid settings) are not.
  */
 export function isKafkaUnreachable(error: unknown): boolean {
   if (error instanceof PipelineError && error.code === ErrorCodes.KAFKA_TIMEOUT) return true
   if (error instanceof PipelineError && error.code !== ErrorCodes.KAFKA_TOPIC_SETUP_FAILED) return false
-  return findInError(error, (e) => (e as { code?: unknown }).code === 'PLT_KFK_NETWORK') !== undefined
+  const notYet = (e: Error): boolean => {
+    const { code, canRetry } = e as { code?: unknown; canRetry?: unknown }
+    return (
+      code === 'PLT_KFK_NETWORK' ||
+      (code === 'PLT_KFK_PROTOCOL' && canRetry === true) ||
+      e instanceof NotReadyYet
+    )
+  }
+  return findInError(error, notYet) !== undefined
 }
+
+/** Kafka answered, but is not ready for what was asked yet (e.g. new topics without a leader). */
+export class NotReadyYet extends Error {}
 
 /**
  * `PIPELINE_KAFKA_AUTH_FAILED` when the broker refused the client's SASL credentials somewhere in

@@ -60,7 +60,10 @@ export interface PartitionPosition {
  * wait on the committed offset at any look where the member was busy.
  */
 export class StarvationTracker {
-  #since = new Map<string, { readonly mark: string; readonly at: number }>()
+  /** Per partition with records past its fetch position: that position, and since when. */
+  #unfetched = new Map<string, { readonly at: bigint; readonly since: number }>()
+  /** Per partition with records past its committed offset at idle looks: that offset, and since when. */
+  #unhandled = new Map<string, { readonly at: bigint; readonly since: number }>()
 
   /**
    * @param idle whether the member had nothing in hand for the whole look (no batch handled or
@@ -68,25 +71,35 @@ export class StarvationTracker {
    * @returns the partitions whose records have waited for at least `ms`
    */
   observe(positions: readonly PartitionPosition[], now: number, ms: number, idle = false): string[] {
-    const next = new Map<string, { readonly mark: string; readonly at: number }>()
-    const starved: string[] = []
-    for (const { key, position, end, committed } of positions) {
-      const unfetched = end > position
-      const unhandled = idle && committed !== undefined && end > committed
-      if (!unfetched && !unhandled) continue
-      const mark = `${position}/${unhandled ? committed : '-'}`
-      const known = this.#since.get(key)
-      const entry = known !== undefined && known.mark === mark ? known : { mark, at: now }
+    const starved = new Set<string>()
+    const follow = (
+      known: ReadonlyMap<string, { readonly at: bigint; readonly since: number }>,
+      next: Map<string, { readonly at: bigint; readonly since: number }>,
+      key: string,
+      at: bigint,
+    ) => {
+      const seen = known.get(key)
+      const entry = seen !== undefined && seen.at === at ? seen : { at, since: now }
       next.set(key, entry)
-      if (now - entry.at >= ms) starved.push(key)
+      if (now - entry.since >= ms) starved.add(key)
     }
-    this.#since = next
-    return starved
+    const unfetched = new Map<string, { readonly at: bigint; readonly since: number }>()
+    const unhandled = new Map<string, { readonly at: bigint; readonly since: number }>()
+    for (const { key, position, end, committed } of positions) {
+      if (end > position) follow(this.#unfetched, unfetched, key, position)
+      // A busy look forgets these: the reader may be about to hand the records over.
+      if (idle && committed !== undefined && end > committed)
+        follow(this.#unhandled, unhandled, key, committed)
+    }
+    this.#unfetched = unfetched
+    this.#unhandled = unhandled
+    return [...starved]
   }
 
   /** Forgets everything: fetching was not expected (paused, or a full buffer). */
   reset(): void {
-    this.#since.clear()
+    this.#unfetched.clear()
+    this.#unhandled.clear()
   }
 }
 

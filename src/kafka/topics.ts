@@ -11,6 +11,7 @@ import {
   kafkaAuthFailure,
   kafkaTimeouts,
   kafkaTlsFailure,
+  NotReadyYet,
   withDeadline,
 } from './connection.ts'
 
@@ -189,7 +190,7 @@ async function awaitLeaders(admin: Admin, specs: readonly TopicSpec[], deadlineA
     if (ready) return
     await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 500)))
   }
-  throw new Error(`the topics ${names.join(', ')} have no leader yet`)
+  throw new NotReadyYet(`the topics ${names.join(', ')} have no leader yet`)
 }
 
 async function ensure(

@@ -3,11 +3,12 @@
  * things they use), each failure swallowed so one stuck client never keeps the others open.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Admin } from '@platformatic/kafka'
 import type { Config } from '../config/env.ts'
 import { describeError, ErrorCodes } from '../errors.ts'
 import { createAdmin } from '../kafka/admin.ts'
-import { isKafkaUnreachable } from '../kafka/connection.ts'
-import { ensureTopics, pipelineTopicSpecs, type TopicSpec } from '../kafka/topics.ts'
+import { isKafkaUnreachable, withDeadline } from '../kafka/connection.ts'
+import { type EnsureTopicsResult, ensureTopics, pipelineTopicSpecs, type TopicSpec } from '../kafka/topics.ts'
 import type { Logger } from '../observability/logger.ts'
 
 /** A stack of close functions. */
@@ -50,15 +51,11 @@ export async function ensureServiceTopics(
   const giveUpAt = Date.now() + config.KAFKA_STARTUP_TIMEOUT_MS
   for (let attempt = 1; ; attempt++) {
     const admin = createAdmin(config, `${role}-admin`)
+    let topics: EnsureTopicsResult
     try {
-      const topics = await ensureTopics(admin, [...pipelineTopicSpecs(config), ...extra])
-      for (const warning of topics.warnings)
-        logger.warn({ warning }, `Kafka topic ${warning.topic}: ${warning.kind}`)
-      if (topics.created.length > 0)
-        logger.info({ topics: topics.created }, `created topics ${topics.created.join(', ')}`)
-      if (attempt > 1) logger.info({ attempt }, `Kafka reached at ${config.KAFKA_BROKERS}`)
-      return
+      topics = await ensureTopics(admin, [...pipelineTopicSpecs(config), ...extra])
     } catch (error) {
+      await closeAdmin(admin)
       const delayMs = Math.min(STARTUP_RETRY_MAX_MS, 500 * 2 ** (attempt - 1))
       if (!isKafkaUnreachable(error) || Date.now() + delayMs > giveUpAt) throw error
       logger.warn(
@@ -66,8 +63,22 @@ export async function ensureServiceTopics(
         `Kafka not reachable yet at ${config.KAFKA_BROKERS} (${describeError(error)}); trying again in ${delayMs / 1000} s, for up to ${Math.round(config.KAFKA_STARTUP_TIMEOUT_MS / 1000)} s from start-up (KAFKA_STARTUP_TIMEOUT_MS)`,
       )
       await sleep(delayMs)
-    } finally {
-      await admin.close().catch(() => undefined)
+      continue
     }
+    await closeAdmin(admin)
+    for (const warning of topics.warnings)
+      logger.warn({ warning }, `Kafka topic ${warning.topic}: ${warning.kind}`)
+    if (topics.created.length > 0)
+      logger.info({ topics: topics.created }, `created topics ${topics.created.join(', ')}`)
+    if (attempt > 1) logger.info({ attempt }, `Kafka reached at ${config.KAFKA_BROKERS}`)
+    return
   }
 }
+
+/** Closes an admin client, giving up on one that does not close in time (its broker went away). */
+async function closeAdmin(admin: Admin): Promise<void> {
+  await withDeadline(admin.close(), ADMIN_CLOSE_MS, 'closing the Kafka admin client').catch(() => undefined)
+}
+
+/** How long closing an admin client may take. */
+const ADMIN_CLOSE_MS = 5000

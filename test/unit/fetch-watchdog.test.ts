@@ -123,3 +123,13 @@ test('the watchdog replaces an idle member whose partition keeps a fetched recor
     clearInterval(answering)
   }
 })
+
+test('records left unfetched are starved whether the member is idle or busy at each look', () => {
+  const tracker = new StarvationTracker()
+  // Other partitions keep the member alternating between a batch in hand and none.
+  const at = [{ key: 'refresh:1', position: 341n, end: 364n, committed: 341n }]
+  assert.deepEqual(tracker.observe(at, 0, 5000, true), [])
+  assert.deepEqual(tracker.observe(at, 2000, 5000, false), [])
+  assert.deepEqual(tracker.observe(at, 4000, 5000, true), [])
+  assert.deepEqual(tracker.observe(at, 5000, 5000, false), ['refresh:1'])
+})

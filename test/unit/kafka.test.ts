@@ -16,6 +16,7 @@ import {
   baseClientOptions,
   describeKafkaError,
   isKafkaUnreachable,
+  NotReadyYet,
   withDeadline,
 } from '../../src/kafka/connection.ts'
 import { murmur2, partitionForKey } from '../../src/kafka/producer.ts'
@@ -198,5 +199,13 @@ test('a broker that cannot be reached is told from one that answered and refused
     false,
     'wrong credentials, whatever lies under them',
   )
+  assert.equal(
+    isKafkaUnreachable(
+      setupFailed(new MultipleErrors('Creating topics failed.', [new ProtocolError('NOT_CONTROLLER')])),
+    ),
+    true,
+    'a broker still electing its controller',
+  )
+  assert.equal(isKafkaUnreachable(setupFailed(new NotReadyYet('the topics t have no leader yet'))), true)
   assert.equal(isKafkaUnreachable(new Error('something else')), false)
 })

@@ -254,3 +254,25 @@ describe('request parsing', () => {
     }
   })
 })
+
+test('a listener that cannot keep a delivery (a journal failing to write) leaves nothing stored', () => {
+  const store = new MockAnalyticsStore()
+  const kept: string[] = []
+  let full = false
+  store.listen({
+    accepted: (stored) => {
+      if (full) throw new Error('ENOSPC: no space left on device, write')
+      kept.push(stored.key)
+    },
+    reset: () => kept.splice(0),
+  })
+  assert.equal(store.deliver('customer:1:a', { id: '1' }), 'accepted')
+  full = true
+  assert.throws(() => store.deliver('customer:2:a', { id: '2' }), /ENOSPC/)
+  assert.equal(store.hasKey('customer:2:a'), false, 'not acknowledged, not stored: a retry is accepted')
+  full = false
+  assert.equal(store.deliver('customer:2:a', { id: '2' }), 'accepted')
+  assert.deepEqual(kept, ['customer:1:a', 'customer:2:a'])
+  store.reset()
+  assert.deepEqual(kept, [], 'a reset reaches the listener')
+})

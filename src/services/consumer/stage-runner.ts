@@ -61,8 +61,9 @@ async function assignedPositions(consumer: KafkaConsumer, stream: KafkaStream): 
   if (assigned.length === 0) return []
   const [ends, commits] = await Promise.all([
     consumer.listOffsets({ topics: assigned.map((a) => a.topic) }),
-    // The group's offsets as the broker holds them, not the client's idea of them.
-    consumer.listCommittedOffsets({ topics: assigned }),
+    // The group's offsets as the broker holds them. Unknown when the coordinator does not answer:
+    // the fetch positions are still worth a look.
+    consumer.listCommittedOffsets({ topics: assigned }).catch(() => undefined),
   ])
   const positions: PartitionPosition[] = []
   for (const { topic, partitions } of assigned) {
@@ -70,10 +71,19 @@ async function assignedPositions(consumer: KafkaConsumer, stream: KafkaStream): 
       const key = `${topic}:${partition}`
       const position = stream.offsetsToFetch.get(key)
       const end = ends.get(topic)?.[partition]
-      // -1: nothing committed yet; the stream then starts from the topic's start or end, not known here.
-      const stored = commits.get(topic)?.[partition]
-      const committed = stored !== undefined && stored >= 0n ? stored : undefined
-      if (position !== undefined && end !== undefined) positions.push({ key, position, end, committed })
+      if (position === undefined || end === undefined) continue
+      // -1: nothing committed yet (the stream starts from the topic's start or end, not known here).
+      const stored = commits?.get(topic)?.[partition]
+      // The higher of the broker's and the stream's own: a stream that found its offset out of range
+      // (retention passed it) moves on without committing, and that is no stall.
+      const local = stream.offsetsCommitted.get(key)
+      const committed =
+        stored === undefined || stored < 0n
+          ? undefined
+          : local !== undefined && local > stored
+            ? local
+            : stored
+      positions.push({ key, position, end, committed })
     }
   }
   return positions

@@ -83,8 +83,9 @@ export function startMockAnalytics(options: MockAnalyticsOptions = {}): Promise<
           for (const timer of context.timers) clearTimeout(timer)
           context.timers.clear()
           server.close((error) => {
-            const closed = journal?.close() ?? Promise.resolve()
-            void closed.then(() => (error ? fail(error) : done()))
+            journal?.close()
+            if (error) fail(error)
+            else done()
           })
           // close() alone waits for keep-alive clients to leave; tests want the port back now.
           server.closeAllConnections()

@@ -106,9 +106,10 @@ export class MockAnalyticsStore {
     const identity = viewIdentityOf(key)
     if (identity === undefined) throw new RangeError(`not an idempotency key <viewType>:<id>:<hash>: ${key}`)
     const stored: StoredRecord = { key, record, receivedAt }
+    // First: a listener that fails (a journal that cannot write) leaves nothing stored.
+    this.#listener?.accepted(stored)
     this.#keys.add(key)
     this.#log.push(stored)
-    this.#listener?.accepted(stored)
     if (isDeletion(record)) this.#views.delete(identity)
     else this.#views.set(identity, stored)
     return 'accepted'
