@@ -109,6 +109,31 @@ export interface BatchActivity {
   readonly finished: number
 }
 
+/**
+ * The committed offsets a member was already replaced for, per partition. A new member that finds
+ * the same offset still below the end, with nothing to hand over, is not replaced again for it: the
+ * records there may be ones no reader is ever handed (a transaction's control record ends a partition
+ * written with Kafka transactions, and cannot be committed past until a record follows), so judging
+ * them again would replace members for ever. Shared by the members of one stage, one after the other.
+ */
+export class ActedOffsets {
+  readonly #acted = new Map<string, bigint>()
+
+  /** Remembers the committed offsets of `starved` partitions, whose member is being replaced. */
+  remember(starved: readonly PartitionPosition[]): void {
+    for (const { key, committed } of starved) if (committed !== undefined) this.#acted.set(key, committed)
+  }
+
+  /** `positions` with the committed offset left out where a member was already replaced for it. */
+  unjudged(positions: readonly PartitionPosition[]): PartitionPosition[] {
+    return positions.map((p) =>
+      p.committed !== undefined && this.#acted.get(p.key) === p.committed
+        ? { ...p, committed: undefined }
+        : p,
+    )
+  }
+}
+
 export interface FetchWatchOptions {
   /** Longest silence tolerated; it must exceed a fetch's longest legitimate wait (a rebalance). */
   readonly silenceMs: number
@@ -124,8 +149,11 @@ export interface FetchWatchOptions {
    * finished. Without it the committed offsets are not watched.
    */
   readonly activity?: () => BatchActivity
-  /** Called once, with what was seen, when either stall is reached; the caller closes the stream and joins again. */
-  readonly onStall: (what: string) => void
+  /**
+   * Called once, with what was seen (and, for starved partitions, where they stood), when either
+   * stall is reached; the caller closes the stream and joins again.
+   */
+  readonly onStall: (what: string, starved?: readonly PartitionPosition[]) => void
 }
 
 /**
@@ -164,6 +192,7 @@ export function watchFetchLoop(stream: KafkaStream, options: FetchWatchOptions):
           const seconds = Math.round(options.silenceMs / 1000)
           options.onStall(
             `records of ${starved.join(', ')} waiting for ${seconds} s, unfetched or never handed over`,
+            positions.filter((p) => starved.includes(p.key)),
           )
         }
       })

@@ -3,7 +3,13 @@ import { EventEmitter } from 'node:events'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { KafkaStream } from '../../src/kafka/consumer.ts'
-import { isFetchLoopStalled, StarvationTracker, watchFetchLoop } from '../../src/kafka/fetch-watchdog.ts'
+import {
+  ActedOffsets,
+  isFetchLoopStalled,
+  type PartitionPosition,
+  StarvationTracker,
+  watchFetchLoop,
+} from '../../src/kafka/fetch-watchdog.ts'
 
 const healthy = { paused: false, buffered: 0, capacity: 100, silentForMs: 0 }
 
@@ -101,14 +107,18 @@ test('the watchdog replaces an idle member whose partition keeps a fetched recor
   const answering = setInterval(() => stream.emit('fetch'), 5)
   const watch = (inHand: boolean) => {
     const stalls: string[] = []
+    const where: PartitionPosition[] = []
     const stop = watchFetchLoop(stream as unknown as KafkaStream, {
       silenceMs: 200,
       paused: () => false,
       positions: async () => [{ key: 'pipeline_view_refresh:4', position: 245n, end: 245n, committed: 244n }],
       activity: () => ({ inHand, finished: 7 }),
-      onStall: (what) => stalls.push(what),
+      onStall: (what, starved = []) => {
+        stalls.push(what)
+        where.push(...starved)
+      },
     })
-    return { stalls, stop }
+    return { stalls, where, stop }
   }
   try {
     const idle = watch(false)
@@ -119,6 +129,11 @@ test('the watchdog replaces an idle member whose partition keeps a fetched recor
       'records of pipeline_view_refresh:4 waiting for 0 s, unfetched or never handed over',
     ])
     assert.deepEqual(busy.stalls, [], 'a member handling a batch is left alone')
+    assert.deepEqual(
+      idle.where,
+      [{ key: 'pipeline_view_refresh:4', position: 245n, end: 245n, committed: 244n }],
+      'where the starved partition stood',
+    )
   } finally {
     clearInterval(answering)
   }
@@ -132,4 +147,18 @@ test('records left unfetched are starved whether the member is idle or busy at e
   assert.deepEqual(tracker.observe(at, 2000, 5000, false), [])
   assert.deepEqual(tracker.observe(at, 4000, 5000, true), [])
   assert.deepEqual(tracker.observe(at, 5000, 5000, false), ['refresh:1'])
+})
+
+test('a committed offset a member was replaced for is not judged again: the next member keeps it', () => {
+  const acted = new ActedOffsets()
+  const stuck = { key: 'customer_data:2', position: 90n, end: 90n, committed: 89n }
+  const other = { key: 'customer_data:0', position: 10n, end: 12n, committed: 10n }
+  assert.deepEqual(acted.unjudged([stuck, other]), [stuck, other], 'nothing acted on yet')
+  acted.remember([stuck])
+  assert.deepEqual(acted.unjudged([stuck, other]), [{ ...stuck, committed: undefined }, other])
+  const tracker = new StarvationTracker()
+  tracker.observe(acted.unjudged([stuck]), 0, 5000, true)
+  assert.deepEqual(tracker.observe(acted.unjudged([stuck]), 60_000, 5000, true), [], 'not replaced again')
+  const moved = { ...stuck, end: 95n, committed: 92n }
+  assert.deepEqual(acted.unjudged([moved]), [moved], 'a later offset is judged anew')
 })

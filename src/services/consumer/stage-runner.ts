@@ -16,7 +16,7 @@ import {
   type KafkaStream,
   openStream,
 } from '../../kafka/consumer.ts'
-import { type PartitionPosition, watchFetchLoop } from '../../kafka/fetch-watchdog.ts'
+import { ActedOffsets, type PartitionPosition, watchFetchLoop } from '../../kafka/fetch-watchdog.ts'
 import type { Logger } from '../../observability/logger.ts'
 
 /** How long closing a group member may take before the stage goes on without it. */
@@ -92,6 +92,7 @@ async function assignedPositions(consumer: KafkaConsumer, stream: KafkaStream): 
 /** Starts the stage loop. */
 export function startStage(options: StageOptions): Stage {
   const stopping = new AbortController()
+  const acted = new ActedOffsets()
   let stream: KafkaStream | undefined
   let paused = false
   let markJoined: () => void = () => undefined
@@ -122,7 +123,8 @@ export function startStage(options: StageOptions): Stage {
       })
       // A member that fails silently (no heartbeat answered, or fetches no longer answered while it
       // should be reading) would hold its partitions for ever with lag growing: replace it.
-      const stalled = (what: string): void => {
+      const stalled = (what: string, starved: readonly PartitionPosition[] = []): void => {
+        acted.remember(starved)
         options.logger.warn(
           { stage: options.name, group: options.groupId, code: ErrorCodes.KAFKA_CONSUMER_STALLED },
           `${options.name}: ${what}; rejoining with a new member`,
@@ -143,7 +145,7 @@ export function startStage(options: StageOptions): Stage {
         watchFetchLoop(watched, {
           silenceMs: options.config.CONSUMER_STALL_TIMEOUT_MS,
           paused: () => paused,
-          positions: () => assignedPositions(consumer, watched),
+          positions: async () => acted.unjudged(await assignedPositions(consumer, watched)),
           activity: () => ({ ...progress }),
           onStall: stalled,
         })
