@@ -67,3 +67,37 @@ export async function processBatches(
     options.signal?.removeEventListener('abort', stop)
   }
 }
+
+/**
+ * Watches one group member's records for offsets that were skipped: on a topic whose offsets have no
+ * gaps (no compaction, no transactions: the refresh topic), the next record of a partition a member
+ * reads is the one after the last it read, or an earlier one again (a re-read). A later one means
+ * records were lost on the way, and committing it would pass over them for good. A rebalance
+ * (another generation) forgets what was read: the partition may have moved on under another member.
+ */
+export class OffsetContinuity {
+  #generation: number | undefined
+  readonly #last = new Map<string, bigint>()
+
+  /**
+   * @returns the first skipped record of `batch` (its partition, the offset expected and the one
+   *   read), or undefined when there is none
+   */
+  check(
+    batch: readonly KafkaMessage[],
+    generation: number,
+  ): { readonly partition: string; readonly expected: bigint; readonly read: bigint } | undefined {
+    if (generation !== this.#generation) {
+      this.#last.clear()
+      this.#generation = generation
+    }
+    for (const { topic, partition, offset } of batch) {
+      const key = `${topic}:${partition}`
+      const last = this.#last.get(key)
+      if (last !== undefined && offset > last + 1n)
+        return { partition: key, expected: last + 1n, read: offset }
+      if (last === undefined || offset > last) this.#last.set(key, offset)
+    }
+    return undefined
+  }
+}

@@ -189,7 +189,7 @@ export function createConsumerMetrics(registry: Registry) {
     }),
     stalls: new Counter({
       name: 'pipeline_consumer_stalls_total',
-      help: 'Consumer group members replaced because they went silent: no heartbeat answered, or no fetch answered while they should have been reading',
+      help: 'Consumer group members replaced because they went silent (no heartbeat answered, no fetch answered while they should have been reading, records left unread) or were handed records past some they never read',
       labelNames: ['stage'] as const,
       registers: [registry],
     }),

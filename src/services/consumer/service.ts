@@ -179,6 +179,8 @@ export async function startConsumerService(
       groupId: `${config.CONSUMER_GROUP}.deliver`,
       topics: [config.TOPIC_REFRESH],
       maxBatch: REFRESH_MESSAGES_PER_BATCH,
+      // Refresh requests are published without transactions to a topic that is never compacted.
+      contiguous: true,
       logger,
       // The stage's stop signal ends a wait for Analytics, leaving the batch uncommitted.
       handle: (batch, signal) => deliverRefreshBatch({ ...deliverContext, signal }, batch),

@@ -6,8 +6,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../../config/env.ts'
-import { describeError, ErrorCodes } from '../../errors.ts'
-import { type BatchProgress, processBatches } from '../../kafka/batches.ts'
+import { describeError, ErrorCodes, PipelineError } from '../../errors.ts'
+import { type BatchProgress, OffsetContinuity, processBatches } from '../../kafka/batches.ts'
 import { withDeadline } from '../../kafka/connection.ts'
 import {
   createConsumer,
@@ -41,6 +41,11 @@ export interface StageOptions {
   readonly onRebalanced?: (batch: readonly KafkaMessage[]) => Promise<void>
   /** Called when the member went silent (see `fetch-watchdog.ts`) and is replaced by a new one. */
   readonly onStall?: () => void
+  /**
+   * The topics' offsets have no gaps (no compaction, no transactions): a member handed a record past
+   * one it never read is replaced before the batch is handled, so nothing is committed over the gap.
+   */
+  readonly contiguous?: boolean
 }
 
 /** A running stage. */
@@ -142,6 +147,7 @@ export function startStage(options: StageOptions): Stage {
         if (paused) stream.pause()
         const watched = stream
         const progress: BatchProgress = { inHand: false, finished: 0 }
+        const continuity = options.contiguous ? new OffsetContinuity() : undefined
         watchFetchLoop(watched, {
           silenceMs: options.config.CONSUMER_STALL_TIMEOUT_MS,
           paused: () => paused,
@@ -160,6 +166,14 @@ export function startStage(options: StageOptions): Stage {
           async (batch) => {
             const started = performance.now()
             const generation = consumer.generationId
+            const skipped = continuity?.check(batch, generation)
+            if (skipped !== undefined) {
+              options.onStall?.()
+              throw new PipelineError(
+                ErrorCodes.KAFKA_RECORDS_SKIPPED,
+                `${options.name}: ${skipped.partition} handed offset ${skipped.read} after ${skipped.expected - 1n}; records were skipped on the way (or another member read them between two rebalances), so nothing past them is committed and a new member reads on from the group's offset`,
+              )
+            }
             await options.handle(batch, stopping.signal)
             if (consumer.generationId !== generation) await options.onRebalanced?.(batch)
             options.onBatch?.((performance.now() - started) / 1000)
