@@ -16,9 +16,10 @@
  *
  * And one more: a member with nothing in hand (no batch being handled, nothing buffered) while an
  * assigned partition's committed offset stays below its end for the same window. Seen in a chaos run
- * after a broker restart: the last record of a partition stayed uncommitted for minutes, the stream's
- * fetch position already past it, so the stream had fetched it but its reader never got it. Whatever
- * the client lost, a new member starts from the committed offset and reads it.
+ * after a broker restart: the last record of a partition stayed uncommitted for minutes while the
+ * check above stayed quiet (the stream's fetch position was past it, so it had been fetched, yet no
+ * batch with it was ever committed). Whatever the client lost, a new member starts from the committed
+ * offset and reads it.
  */
 import type { KafkaStream } from './consumer.ts'
 

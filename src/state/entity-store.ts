@@ -37,7 +37,7 @@ import {
   type ViewInputs,
 } from '../domain/views.ts'
 import { appliedAtKey } from './applied-store.ts'
-import { chunks, hGetJsonMany } from './bulk.ts'
+import { chunks, hGetJsonMany, hGetMany } from './bulk.ts'
 import type { Redis } from './redis.ts'
 import { runScript, type Script, script } from './scripts.ts'
 import { VersionedCache } from './versioned-cache.ts'
@@ -377,17 +377,15 @@ export class EntityStore {
    */
   async #currentProducts(ids: readonly string[]): Promise<Map<string, StoredEntity<Product>>> {
     const versionsKey = appliedAtKey(this.#prefix, 'product')
-    const versions = (
-      await Promise.all(chunks(ids).map((slice) => this.#redis.hmGet(versionsKey, slice)))
-    ).flat()
+    const versions = await hGetMany(this.#redis, versionsKey, ids)
     const found = new Map<string, StoredEntity<Product>>()
     const misses: string[] = []
-    ids.forEach((id, i) => {
-      const version = versions[i]
-      const cached = version == null ? undefined : this.#products.get(id, version)
+    for (const id of ids) {
+      const version = versions.get(id)
+      const cached = version === undefined ? undefined : this.#products.get(id, version)
       if (cached === undefined) misses.push(id)
       else if (cached !== null) found.set(id, cached)
-    })
+    }
     const slices = chunks(misses)
     const replies = await Promise.all(
       slices.map((slice) =>

@@ -1,9 +1,10 @@
 /**
- * A bounded in-process cache of parsed records, each filed under the version token its entity had
- * when it was read. A reader first reads the token (a few bytes) and takes the cached record only if
- * the token still matches; any write changes the token, so a hit is never older than what Redis holds
- * at the time the token was read. It saves moving and parsing records that are read far more often
- * than they change (a product is read by every customer view that lists it).
+ * A bounded in-process cache of parsed records, each filed under the version its entity had when it
+ * was read (for products: the stored source position). A reader first reads the version (far smaller
+ * than the record) and takes the cached record only if it still matches; every write changes the
+ * version, so a hit is never older than what Redis held when the version was read. It saves moving and
+ * parsing records that are read far more often than they change (a product is read by every customer
+ * view that lists it).
  */
 export class VersionedCache<T> {
   readonly #entries = new Map<string, { readonly version: string; readonly value: T }>()
