@@ -41,7 +41,14 @@ import { createLogger } from '../src/observability/logger.ts'
 import { connectRedis } from '../src/state/redis.ts'
 import { compileBuild, compiledCli } from './build.ts'
 import { withBenchInfra } from './infra.ts'
-import { busyShare, machineTicks, processCpuSeconds, processMemoryBytes } from './proc.ts'
+import {
+  busyShare,
+  infraCpuSeconds,
+  infraPids,
+  machineTicks,
+  processCpuSeconds,
+  processMemoryBytes,
+} from './proc.ts'
 
 /** Targets of the consumer issue, on the 2-core machine it names. */
 const VIEWS_TARGET_PER_SECOND = 20_000
@@ -162,6 +169,8 @@ interface RunResult {
   readonly peakRssA: number
   readonly consumerCpuA: number
   readonly mockCpuA: number
+  /** CPU seconds of the Kafka broker and Redis during A, when this bench launched them. */
+  readonly infraCpuA: ReadonlyMap<string, number>
   readonly machineBusyA: number
   readonly fanoutViews: number
   readonly fanoutSeconds: number
@@ -252,6 +261,8 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
     // The consumers, each in a process of its own, one group; the clock starts as they are spawned.
     const metricsPorts = await Promise.all(Array.from({ length: options.consumers }, () => freePort()))
     const profile = options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : []
+    const infraProcesses = await infraPids(options.runDir, config.REDIS_URL)
+    const infraBefore = await infraCpuSeconds(infraProcesses)
     const machineBefore = await machineTicks()
     const started = performance.now()
     const startedAt = Date.now()
@@ -339,6 +350,12 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
       await Promise.all(consumers.map((consumer) => processCpuSeconds(consumer.pid)))
     ).reduce((sum, cpu) => sum + cpu, 0)
     const mockCpuA = await processCpuSeconds(mock.pid)
+    const infraCpuA = new Map(
+      [...(await infraCpuSeconds(infraProcesses))].map(([part, cpu]) => [
+        part,
+        cpu - (infraBefore.get(part) ?? 0),
+      ]),
+    )
     const figuresA = await consumerFigures(metricsUrls.map((url) => `${url}/metrics`))
 
     // B: the fan-out product changes.
@@ -371,6 +388,7 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
       peakRssA,
       consumerCpuA,
       mockCpuA,
+      infraCpuA,
       machineBusyA: busyShare(machineBefore, machineA),
       fanoutViews: afterB.accepted - settled.accepted,
       fanoutSeconds,
@@ -474,6 +492,7 @@ function report(results: readonly RunResult[]): void {
         `with ${mb(r.readyRss)} RSS; ` +
         `during A the consumer used ${r.consumerCpuA.toFixed(1)} CPU s ` +
         `(${Math.round((100 * r.consumerCpuA) / r.settledSeconds)}% of a core), the mock ${r.mockCpuA.toFixed(1)} CPU s, ` +
+        [...r.infraCpuA].map(([part, cpu]) => `${part} ${cpu.toFixed(1)} CPU s, `).join('') +
         `all ${availableParallelism()} cores ${Math.round(100 * r.machineBusyA)}% busy; ` +
         `mock replays ${r.replays}, rejected ${r.rejected}`,
     )

@@ -61,3 +61,24 @@ export async function findProcesses(test: (commandLine: string) => boolean): Pro
   }
   return pids
 }
+
+/**
+ * Pids of the Kafka broker and Redis this bench launched (found by their command lines), so their
+ * CPU time can be shown beside the service's; empty where that cannot be read.
+ */
+export async function infraPids(dataDir: string, redisUrl: string): Promise<Map<string, number>> {
+  const pids = new Map<string, number>()
+  const [kafka] = await findProcesses((line) => line.includes(dataDir) && line.includes('kafka.Kafka'))
+  // Redis renames its process to `redis-server host:port`.
+  const [redis] = await findProcesses((line) => line.includes(`redis-server ${new URL(redisUrl).host}`))
+  if (kafka !== undefined) pids.set('Kafka', kafka)
+  if (redis !== undefined) pids.set('Redis', redis)
+  return pids
+}
+
+/** CPU seconds so far of each named process. */
+export async function infraCpuSeconds(pids: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  for (const [part, pid] of pids) out.set(part, await processCpuSeconds(pid))
+  return out
+}

@@ -32,7 +32,7 @@ import { type LocalInfra, startLocalInfra } from '../src/infra/stack.ts'
 import { createLogger } from '../src/observability/logger.ts'
 import { type CycleSummary, runCycle } from '../src/services/producer/cycle.ts'
 import { createProducerRuntime, type ProducerRuntime } from '../src/services/producer/service.ts'
-import { busyShare, findProcesses, machineTicks, processCpuSeconds } from './proc.ts'
+import { busyShare, infraCpuSeconds, infraPids, machineTicks, processCpuSeconds } from './proc.ts'
 
 /** Targets of the producer issue, on the 2-core machine it names. */
 const FIRST_SYNC_TARGET_PER_SECOND = 50_000
@@ -75,27 +75,6 @@ async function setPaging(url: string, style: string): Promise<void> {
 /** CPU time of this process in seconds since `since` (or `used`, a difference already taken). */
 function cpuSeconds(since: NodeJS.CpuUsage, used = process.cpuUsage(since)): number {
   return (used.user + used.system) / 1e6
-}
-
-/**
- * Pids of the Kafka broker and Redis this bench launched (found by their command lines), so their
- * CPU time can be shown beside the producer's; empty where that cannot be read.
- */
-async function infraPids(dataDir: string, redisUrl: string): Promise<Map<string, number>> {
-  const pids = new Map<string, number>()
-  const [kafka] = await findProcesses((line) => line.includes(dataDir) && line.includes('kafka.Kafka'))
-  // Redis renames its process to `redis-server host:port`.
-  const [redis] = await findProcesses((line) => line.includes(`redis-server ${new URL(redisUrl).host}`))
-  if (kafka !== undefined) pids.set('Kafka', kafka)
-  if (redis !== undefined) pids.set('Redis', redis)
-  return pids
-}
-
-/** CPU seconds so far of each named process. */
-async function infraCpuSeconds(pids: ReadonlyMap<string, number>): Promise<Map<string, number>> {
-  const out = new Map<string, number>()
-  for (const [part, pid] of pids) out.set(part, await processCpuSeconds(pid))
-  return out
 }
 
 interface Phase {
