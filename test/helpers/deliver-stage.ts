@@ -1,9 +1,12 @@
 /** Stage 2 (the deliver stage) driven directly, against a real Redis and a real Analytics mock. */
 
+import { after, before } from 'node:test'
+
 import { createLogger } from '../../src/observability/logger.ts'
 import type { ConsumerMetrics } from '../../src/observability/metrics.ts'
 import { ViewCoverage } from '../../src/services/consumer/coverage.ts'
 import type { DeliverContext } from '../../src/services/consumer/deliver-stage.ts'
+import { type MockAnalytics, startMockAnalytics } from '../../src/services/mock-analytics/server.ts'
 import { AnalyticsSink } from '../../src/sinks/delivery.ts'
 import { DeliveryStore } from '../../src/state/delivery-store.ts'
 import { EntityStore } from '../../src/state/entity-store.ts'
@@ -20,6 +23,41 @@ export function testSink(mockUrl: string, timeoutMs: number, maxAttempts: number
     retry: { maxAttempts, baseDelayMs: 10, maxDelayMs: 50 },
     breaker: { failureThreshold: 100, halfOpenAfterMs: 500 },
   })
+}
+
+/** A real Analytics mock and a {@link testSink} to it, for the tests of the file that calls this. */
+export interface TestAnalytics {
+  readonly mock: MockAnalytics
+  readonly sink: AnalyticsSink
+}
+
+/**
+ * Starts an Analytics mock on a free port and a {@link testSink} to it before the file's tests, and
+ * closes both after them; use the returned object's members inside tests.
+ */
+export function useMockAnalytics(timeoutMs: number, maxAttempts: number): TestAnalytics {
+  let mock: MockAnalytics | undefined
+  let sink: AnalyticsSink | undefined
+  before(async () => {
+    mock = await startMockAnalytics({ port: 0 })
+    sink = testSink(mock.url, timeoutMs, maxAttempts)
+  })
+  after(async () => {
+    await sink?.close()
+    await mock?.close()
+  })
+  const started = <T>(part: T | undefined): T => {
+    if (part === undefined) throw new Error('the Analytics mock starts in before(): use it inside tests')
+    return part
+  }
+  return {
+    get mock() {
+      return started(mock)
+    },
+    get sink() {
+      return started(sink)
+    },
+  }
 }
 
 /**

@@ -7,33 +7,22 @@
  * would POST the new content, skipping it does not (the later request carrying the change does).
  */
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import type { ViewId } from '../../src/domain/views.ts'
 import { createConsumerMetrics, createRegistry } from '../../src/observability/metrics.ts'
 import { type DeliverContext, deliverRefreshBatch } from '../../src/services/consumer/deliver-stage.ts'
 import { refreshMessage } from '../../src/services/consumer/refresh.ts'
-import { type MockAnalytics, startMockAnalytics } from '../../src/services/mock-analytics/server.ts'
-import type { AnalyticsSink } from '../../src/sinks/delivery.ts'
 import { EntityStore } from '../../src/state/entity-store.ts'
 import { ViewClock } from '../../src/state/view-clock.ts'
-import { deliverContext, testSink, withMethod } from '../helpers/deliver-stage.ts'
+import { deliverContext, useMockAnalytics, withMethod } from '../helpers/deliver-stage.ts'
 import { customerRecord, stored } from '../helpers/entities.ts'
 import { metricValue } from '../helpers/metrics.ts'
 import { messageReader } from '../helpers/read-messages.ts'
 import { useTestRedis } from '../helpers/redis.ts'
 
 const testRedis = useTestRedis()
-let mock: MockAnalytics
-let sink: AnalyticsSink
 
-before(async () => {
-  mock = await startMockAnalytics({ port: 0 })
-  sink = testSink(mock.url, 5000, 2)
-})
-after(async () => {
-  await sink.close()
-  await mock.close()
-})
+const analytics = useMockAnalytics(5000, 2)
 
 /** A stage 2 of its own Redis prefix; `restart()` gives one that shares the state but not the memory. */
 function stage() {
@@ -42,7 +31,7 @@ function stage() {
   const metrics = createConsumerMetrics(createRegistry('consumer'))
   const make = (): DeliverContext =>
     deliverContext(
-      { redis, prefix, sink, metrics },
+      { redis, prefix, sink: analytics.sink, metrics },
       { dlq: { write: async () => assert.fail('nothing is dead-lettered here') } },
     )
   let ctx = make()
@@ -77,7 +66,8 @@ async function writeCustomer(s: ReturnType<typeof stage>, id: string, name: stri
 }
 
 const heldName = (view: string) =>
-  (mock.store.views().get(view)?.record as { customer?: { name?: string } } | undefined)?.customer?.name
+  (analytics.mock.store.views().get(view)?.record as { customer?: { name?: string } } | undefined)?.customer
+    ?.name
 
 test('a refresh stamped no later than a settled evaluation is skipped; a later one is evaluated', async () => {
   const s = stage()
@@ -85,17 +75,21 @@ test('a refresh stamped no later than a settled evaluation is skipped; a later o
   const first = await writeCustomer(s, 'cov-1', 'First')
   await s.deliver([{ view, seq: first }])
   assert.equal(heldName(view), 'First')
-  const received = mock.store.stats().received
+  const received = analytics.mock.store.stats().received
 
   const second = await writeCustomer(s, 'cov-1', 'Second')
   await s.deliver([{ view, seq: first }])
-  assert.equal(mock.store.stats().received, received, 'the stale request was skipped, nothing POSTed')
+  assert.equal(
+    analytics.mock.store.stats().received,
+    received,
+    'the stale request was skipped, nothing POSTed',
+  )
   assert.equal(await s.covered(), 1)
   assert.equal(heldName(view), 'First')
 
   await s.deliver([{ view, seq: second }])
   assert.equal(heldName(view), 'Second', 'the request carrying the change is evaluated')
-  assert.equal(mock.store.stats().received, received + 1)
+  assert.equal(analytics.mock.store.stats().received, received + 1)
 })
 
 test('a restarted stage skips from the delivery record in Redis; an unstamped request is always evaluated', async () => {
@@ -105,10 +99,10 @@ test('a restarted stage skips from the delivery record in Redis; an unstamped re
   await s.deliver([{ view, seq: first }])
   s.restart()
   await writeCustomer(s, 'cov-2', 'Second')
-  const received = mock.store.stats().received
+  const received = analytics.mock.store.stats().received
 
   await s.deliver([{ view, seq: first }])
-  assert.equal(mock.store.stats().received, received, 'covered by the record of the delivery')
+  assert.equal(analytics.mock.store.stats().received, received, 'covered by the record of the delivery')
   assert.equal(await s.covered(), 1)
 
   await s.deliver([{ view }])
@@ -123,12 +117,12 @@ test('an evaluation that found the view unchanged covers later stale requests to
   // The clock moves (another entity changed), the view is evaluated again and found unchanged.
   const later = await s.clock.tick()
   await s.deliver([{ view, seq: later }])
-  const received = mock.store.stats().received
+  const received = analytics.mock.store.stats().received
   assert.equal(await s.covered(), 0)
 
   await writeCustomer(s, 'cov-3', 'Second')
   await s.deliver([{ view, seq: later }])
-  assert.equal(mock.store.stats().received, received, 'covered by the unchanged evaluation')
+  assert.equal(analytics.mock.store.stats().received, received, 'covered by the unchanged evaluation')
   assert.equal(await s.covered(), 1)
 })
 
@@ -156,8 +150,8 @@ test('a batch that fails while another delivery is on its way fails only once th
   await writeCustomer(s, 'cov-fails', 'A')
   await writeCustomer(s, 'cov-slow', 'B')
   // One view's POST is slow; the other's exhausts its attempts at once, and recording that fails.
-  mock.store.faults.add({ status: 503, match: 'customer:cov-fails:' })
-  mock.store.faults.add({ delayMs: 1500, match: 'customer:cov-slow:' })
+  analytics.mock.store.faults.add({ status: 503, match: 'customer:cov-fails:' })
+  analytics.mock.store.faults.add({ delayMs: 1500, match: 'customer:cov-slow:' })
   const retries = withMethod(s.ctx.retries, 'recordFailure', async () => {
     throw new Error('Redis went away')
   })
@@ -178,6 +172,6 @@ test('a batch that fails while another delivery is on its way fails only once th
       'the failed one waits out its window',
     )
   } finally {
-    mock.store.faults.clear()
+    analytics.mock.store.faults.clear()
   }
 })

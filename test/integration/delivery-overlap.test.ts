@@ -7,18 +7,16 @@
  * holding the latest state.
  */
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import type { ViewId } from '../../src/domain/views.ts'
 import { createConsumerMetrics, createRegistry } from '../../src/observability/metrics.ts'
 import { type DeliverContext, deliverRefreshBatch } from '../../src/services/consumer/deliver-stage.ts'
 import { refreshMessages } from '../../src/services/consumer/refresh.ts'
-import { type MockAnalytics, startMockAnalytics } from '../../src/services/mock-analytics/server.ts'
-import type { AnalyticsSink } from '../../src/sinks/delivery.ts'
 import type { DeliveryStore } from '../../src/state/delivery-store.ts'
 import { EntityStore } from '../../src/state/entity-store.ts'
 import { RetrySchedule } from '../../src/state/retry-schedule.ts'
 import { ViewClock } from '../../src/state/view-clock.ts'
-import { deliverContext, testSink, withMethod } from '../helpers/deliver-stage.ts'
+import { deliverContext, testSink, useMockAnalytics, withMethod } from '../helpers/deliver-stage.ts'
 import { customerRecord, stored } from '../helpers/entities.ts'
 import { metricValue } from '../helpers/metrics.ts'
 import { messageReader } from '../helpers/read-messages.ts'
@@ -26,19 +24,10 @@ import { useTestRedis } from '../helpers/redis.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const testRedis = useTestRedis()
-let mock: MockAnalytics
-let sink: AnalyticsSink
 
 const TIMEOUT_MS = 400
 
-before(async () => {
-  mock = await startMockAnalytics({ port: 0 })
-  sink = testSink(mock.url, TIMEOUT_MS, 1)
-})
-after(async () => {
-  await sink.close()
-  await mock.close()
-})
+const analytics = useMockAnalytics(TIMEOUT_MS, 1)
 
 /** Stage-2 members sharing one deployment's Redis state; each has its own memory. */
 function deployment(lateMs: number) {
@@ -48,7 +37,7 @@ function deployment(lateMs: number) {
   const retries = new RetrySchedule(redis, prefix)
   const member = (): DeliverContext =>
     deliverContext(
-      { redis, prefix, sink, metrics },
+      { redis, prefix, sink: analytics.sink, metrics },
       { retries, retryRounds: 5, retryDelayMs: 50, inFlightMs: 5000, lateMs },
     )
   const read = messageReader('refresh')
@@ -106,7 +95,8 @@ function deployment(lateMs: number) {
 }
 
 const heldName = (view: string) =>
-  (mock.store.views().get(view)?.record as { customer?: { name?: string } } | undefined)?.customer?.name
+  (analytics.mock.store.views().get(view)?.record as { customer?: { name?: string } } | undefined)?.customer
+    ?.name
 
 test('a member still POSTing after a rebalance cannot leave its older view at the sink', async () => {
   const d = deployment(1000)
@@ -115,11 +105,11 @@ test('a member still POSTing after a rebalance cannot leave its older view at th
   const s1 = await d.write('ovl-1', 'Old')
   // X (the member losing the partition) POSTs "Old" slowly; Y (the new owner) meanwhile delivers
   // "New", and also a slow view of another customer, so Y records its batch after X recorded its.
-  mock.store.faults.add({ delayMs: 300, match: 'customer:ovl-1:', count: 1 })
-  mock.store.faults.add({ delayMs: 800, match: 'customer:ovl-slow:', count: 1 })
-  const received = mock.store.stats().received
+  analytics.mock.store.faults.add({ delayMs: 300, match: 'customer:ovl-1:', count: 1 })
+  analytics.mock.store.faults.add({ delayMs: 800, match: 'customer:ovl-slow:', count: 1 })
+  const received = analytics.mock.store.stats().received
   const xDone = d.deliver(x, [[view, s1]])
-  await waitFor('X to have sent "Old"', () => mock.store.stats().received > received, 5000)
+  await waitFor('X to have sent "Old"', () => analytics.mock.store.stats().received > received, 5000)
   const s2 = await d.write('ovl-1', 'New')
   await d.write('ovl-slow', 'Slow')
   const yDone = d.deliver(y, [
@@ -141,7 +131,7 @@ test('a request given up on that lands late is never followed by other content i
   const view: ViewId = 'customer:ovl-2'
   const s1 = await d.write('ovl-2', 'Old')
   // Stored by the sink 1.5 s after the client gave up on it (SINK_LATE_ARRIVAL_MS here: 2.5 s).
-  mock.store.faults.add({ delayMs: TIMEOUT_MS + 1500, match: 'customer:ovl-2:', count: 1 })
+  analytics.mock.store.faults.add({ delayMs: TIMEOUT_MS + 1500, match: 'customer:ovl-2:', count: 1 })
   await d.deliver(x, [[view, s1]])
   assert.equal(landed('customer:ovl-2:', 'Old'), false, 'given up on, not stored yet')
   const s2 = await d.write('ovl-2', 'New')
@@ -154,7 +144,7 @@ test('a request given up on that lands late is never followed by other content i
 
 /** True when the sink accepted a delivery of a view whose key starts with `prefix`, named `name`. */
 const landed = (prefix: string, name: string) =>
-  mock.store
+  analytics.mock.store
     .records()
     .some(
       (r) =>
@@ -168,11 +158,11 @@ test('a member that settles after its claim expired puts the view in doubt: deli
   const y = d.member()
   const view: ViewId = 'customer:ovl-3'
   const s1 = await d.write('ovl-3', 'Old')
-  mock.store.faults.add({ delayMs: 2500, match: 'customer:ovl-3:', count: 1 })
-  const received = mock.store.stats().received
-  const patient = testSink(mock.url, 5000, 1)
+  analytics.mock.store.faults.add({ delayMs: 2500, match: 'customer:ovl-3:', count: 1 })
+  const received = analytics.mock.store.stats().received
+  const patient = testSink(analytics.mock.url, 5000, 1)
   const xDone = d.deliver({ ...x, sink: patient }, [[view, s1]]).finally(() => patient.close())
-  await waitFor('X to have sent "Old"', () => mock.store.stats().received > received, 5000)
+  await waitFor('X to have sent "Old"', () => analytics.mock.store.stats().received > received, 5000)
   await new Promise((resolve) => setTimeout(resolve, 350))
   const s2 = await d.write('ovl-3', 'New')
   await d.deliver(y, [[view, s2]])
@@ -217,5 +207,5 @@ test('a member whose evaluation is older than another that skipped the view cann
   await xDone
   await d.drain(y)
   assert.equal(landed('customer:ovl-4:', 'Gone soon'), false, 'the deleted customer never reached the sink')
-  assert.equal(mock.store.views().has(view), false)
+  assert.equal(analytics.mock.store.views().has(view), false)
 })
