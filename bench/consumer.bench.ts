@@ -19,6 +19,8 @@
  * flags), `--profile DIR` (`--cpu-prof` of the consumers into DIR, one file per process), `--sources`
  * (run the consumer from the TypeScript sources, as `npm start` does, instead of the compiled build that
  * the Docker image runs; the build is compiled first, as `npm run build` does).
+ * `--memory-limit-mb N` runs the consumers in a memory cgroup of N MB, as a container with that limit
+ * would (root only; see bench/cgroup.ts): Node then sizes its heap by it, and the kernel enforces it.
  * `BENCH_KEEP_LOGS=1` keeps the children's logs (they are kept anyway when a run fails).
  */
 import { mkdirSync } from 'node:fs'
@@ -40,6 +42,7 @@ import { ensureTopics, pipelineTopicSpecs } from '../src/kafka/topics.ts'
 import { createLogger } from '../src/observability/logger.ts'
 import { connectRedis } from '../src/state/redis.ts'
 import { compileBuild, compiledCli } from './build.ts'
+import { createMemoryCgroup, type MemoryCgroup } from './cgroup.ts'
 import { withBenchInfra } from './infra.ts'
 import {
   busyShare,
@@ -181,6 +184,8 @@ interface RunResult {
   readonly batchRequests: number | undefined
   /** The consumer's own figures at the end of A. */
   readonly figuresA: ConsumerFigures
+  /** With `--memory-limit-mb`: the limit, the most memory charged to the consumers' group, OOM kills. */
+  readonly cgroup: { limitBytes: number; peakBytes: number; oomKills: number } | undefined
 }
 
 interface Options {
@@ -195,6 +200,8 @@ interface Options {
   readonly consumers: number
   /** The consumer's entry point: the compiled CLI or the TypeScript one. */
   readonly consumerCli: string
+  /** Runs the consumers in a memory cgroup of this many bytes (`--memory-limit-mb`). */
+  readonly memoryLimitBytes: number | undefined
 }
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`)
@@ -261,6 +268,15 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
     // The consumers, each in a process of its own, one group; the clock starts as they are spawned.
     const metricsPorts = await Promise.all(Array.from({ length: options.consumers }, () => freePort()))
     const profile = options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : []
+    let cgroup: MemoryCgroup | undefined
+    if (options.memoryLimitBytes !== undefined) {
+      const group = await createMemoryCgroup(`pipeline-bench-${suffix}`, options.memoryLimitBytes)
+      cgroup = group
+      // Pushed before the consumers' stops, so it runs after them (stops run in reverse).
+      stops.push(() => group.remove())
+    }
+    const launch = (args: string[]) =>
+      cgroup === undefined ? { command: process.execPath, args } : cgroup.wrap(process.execPath, args)
     const infraProcesses = await infraPids(options.runDir, config.REDIS_URL)
     const infraBefore = await infraCpuSeconds(infraProcesses)
     const machineBefore = await machineTicks()
@@ -269,8 +285,7 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
     const consumers = metricsPorts.map((metricsPort, i) =>
       spawnChild({
         name: `consumer ${i + 1}`,
-        command: process.execPath,
-        args: [...profile, options.consumerCli, 'consumer'],
+        ...launch([...profile, options.consumerCli, 'consumer']),
         cwd: projectRoot,
         logFile: join(options.runDir, `consumer-${suffix}-${i + 1}.log`),
         env: {
@@ -398,6 +413,14 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
       rejected: afterB.rejected,
       batchRequests: afterB.batches,
       figuresA,
+      cgroup:
+        cgroup === undefined
+          ? undefined
+          : {
+              limitBytes: cgroup.limitBytes,
+              peakBytes: await cgroup.peakBytes(),
+              oomKills: await cgroup.oomKills(),
+            },
     }
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined)
@@ -496,6 +519,12 @@ function report(results: readonly RunResult[]): void {
         `all ${availableParallelism()} cores ${Math.round(100 * r.machineBusyA)}% busy; ` +
         `mock replays ${r.replays}, rejected ${r.rejected}`,
     )
+    if (r.cgroup !== undefined)
+      out(
+        `  the consumers ran in a memory cgroup of ${mb(r.cgroup.limitBytes)} (Node sizes its heap by it): ` +
+          `at most ${mb(r.cgroup.peakBytes)} charged to it (anonymous memory and the page cache it touched; ` +
+          `the RSS above also counts the node binary's pages, which other processes loaded), ${r.cgroup.oomKills} OOM kills`,
+      )
     const { batches, refreshes, views } = r.figuresA
     const evaluated = [...views].map(([result, n]) => `${n} ${result}`).join(', ')
     const stages = [...batches].map(
@@ -521,6 +550,7 @@ async function main(): Promise<void> {
       'consumer-node-options': { type: 'string' },
       consumers: { type: 'string', default: '1' },
       sources: { type: 'boolean', default: false },
+      'memory-limit-mb': { type: 'string' },
     },
   })
   const customers = Number(values.customers)
@@ -537,7 +567,8 @@ async function main(): Promise<void> {
       (values.sources
         ? 'the TypeScript sources (type stripping, as `npm start`)'
         : 'the compiled build (dist/, as the Docker image)') +
-      (values['consumer-node-options'] ? ` with NODE_OPTIONS=${values['consumer-node-options']}` : ''),
+      (values['consumer-node-options'] ? ` with NODE_OPTIONS=${values['consumer-node-options']}` : '') +
+      (values['memory-limit-mb'] ? `, in a memory cgroup of ${values['memory-limit-mb']} MB` : ''),
   )
   if (!values.sources) compileBuild()
   await withBenchInfra('consumer', async (infra, runDir) => {
@@ -565,6 +596,8 @@ async function main(): Promise<void> {
             nodeOptions: values['consumer-node-options'],
             consumers: Number(values.consumers),
             consumerCli: values.sources ? cli : compiledCli,
+            memoryLimitBytes:
+              values['memory-limit-mb'] === undefined ? undefined : Number(values['memory-limit-mb']) * 1e6,
           },
           batchSize,
         ),
