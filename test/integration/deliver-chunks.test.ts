@@ -39,6 +39,10 @@ async function setUp(
   options: {
     readonly postDelayMs?: number
     readonly post?: (items: readonly BatchDeliveryRequest[]) => Promise<DeliveryOutcome[]>
+    /** Replaces the sink's wait for a closed circuit. */
+    readonly waitUntilClosed?: () => Promise<void>
+    /** Reading the inputs of this chunk fails. */
+    readonly failChunk?: number
     readonly context?: Partial<DeliverContext>
   } = {},
 ) {
@@ -67,6 +71,7 @@ async function setUp(
       evaluations.set(view, (evaluations.get(view) ?? 0) + 1)
     }
     steps.push({ step: 'evaluate', chunk })
+    if (chunk === options.failChunk) return Promise.reject(new Error('reading the inputs failed'))
     return base.entities.loadViewInputs(viewIds, o as never)
   })
   const watchedDeliveries = withMethod(
@@ -87,7 +92,7 @@ async function setUp(
       await sleep(options.postDelayMs ?? 0)
       return analytics.sink.deliverBatch(items)
     })
-  const watchedSink = withMethod(
+  const posting = withMethod(
     analytics.sink,
     'deliverBatch',
     async (items: readonly BatchDeliveryRequest[]) => {
@@ -96,6 +101,10 @@ async function setUp(
       return post(items)
     },
   )
+  const watchedSink =
+    options.waitUntilClosed === undefined
+      ? posting
+      : withMethod(posting, 'waitUntilClosed', options.waitUntilClosed)
   const ctx: DeliverContext = {
     ...base,
     entities: watchedEntities,
@@ -171,10 +180,8 @@ test('a chunk whose sending fails ends the batch with its error; the chunk after
       },
     },
   })
-  const received = analytics.mock.store.stats().received
   await assert.rejects(s.deliverAll(), /DLQ unreachable/)
 
-  assert.equal(analytics.mock.store.stats().received, received, 'nothing reached the sink')
   assert.ok(
     s.steps.some((step) => step.step === 'evaluate' && step.chunk === 1),
     'the next chunk was evaluated meanwhile',
@@ -183,35 +190,55 @@ test('a chunk whose sending fails ends the batch with its error; the chunk after
     !s.steps.some((step) => step.chunk > 0 && step.step !== 'evaluate'),
     'and nothing else of it done',
   )
-  const later = s.views.filter((view) => (s.chunkOf.get(view) ?? 0) > 0)
+  const later = s.views.filter((view) => s.chunkOf.get(view) !== 0)
+  assert.equal(later.length, 700)
   assert.equal((await s.ctx.deliveries.read(later)).size, 0, 'no delivery record for the later chunks')
 })
 
-test('an evaluation that waited past its shelf life for its turn is computed again from current state', async () => {
-  const s = await setUp('chunks-stale', 600, {
-    postDelayMs: 400,
-    context: { evaluationShelfLifeMs: 100 },
-  })
-  // While the first chunk is sent, a customer of the second (already evaluated) changes; its own
-  // refresh request would come later.
+test('an evaluation failing while the chunk before is sent fails the batch once that chunk is delivered', async () => {
+  const s = await setUp('chunks-eval-failure', 1200, { postDelayMs: 300, failChunk: 1 })
+  const received = analytics.mock.store.stats().received
+  await assert.rejects(s.deliverAll(), /reading the inputs failed/)
+
+  const first = s.views.filter((view) => s.chunkOf.get(view) === 0)
+  assert.equal(first.length, 500)
+  assert.equal(analytics.mock.store.stats().received - received, 500, 'the chunk on its way was sent first')
+  const records = await s.ctx.deliveries.read(first)
+  assert.ok(
+    first.every((view) => records.get(view)?.confirmed === true),
+    'and settled before the batch failed',
+  )
+  assert.ok(!s.steps.some((step) => step.chunk > 1), 'nothing after the failed chunk was started')
+})
+
+test('after the chunk before waited for Analytics, the next chunk is computed again from current state', async () => {
+  let closed = false
   let target: ViewId | undefined
-  const watch = setInterval(() => {
-    const sending = s.steps.some((step) => step.step === 'post' && step.chunk === 0)
-    const evaluated = s.steps.some((step) => step.step === 'evaluate' && step.chunk === 1)
-    if (target !== undefined || !sending || !evaluated) return
-    target = s.views.find((view) => s.chunkOf.get(view) === 1) as ViewId
-    const id = target.slice('customer:'.length)
-    void s.entities.upsertCustomer(stored({ ...customerRecord(id, []), name: 'Renamed meanwhile' }))
-  }, 5)
-  try {
-    await s.deliverAll()
-  } finally {
-    clearInterval(watch)
-  }
-  assert.ok(target !== undefined, 'the change was made while the first chunk was sent')
-  assert.equal(s.evaluations.get(target), 2, 'the second chunk was evaluated twice')
+  let s: Awaited<ReturnType<typeof setUp>> | undefined
+  s = await setUp('chunks-outage', 600, {
+    // The circuit is open when the first chunk is sent; it closes once a customer of the second
+    // chunk (already evaluated) has changed, whose own refresh request would come later.
+    post: async (items) =>
+      closed
+        ? analytics.sink.deliverBatch(items)
+        : items.map((): DeliveryOutcome => ({ kind: 'circuit-open', attempts: 0 })),
+    waitUntilClosed: async () => {
+      const stage = s as NonNullable<typeof s>
+      while (!stage.steps.some((step) => step.step === 'evaluate' && step.chunk === 1)) await sleep(5)
+      await sleep(100)
+      target = stage.views.find((view) => stage.chunkOf.get(view) === 1) as ViewId
+      const id = target.slice('customer:'.length)
+      await stage.entities.upsertCustomer(stored({ ...customerRecord(id, []), name: 'Renamed meanwhile' }))
+      closed = true
+    },
+  })
+  await s.deliverAll()
+
+  assert.ok(target !== undefined, 'the first chunk waited for Analytics')
+  assert.equal(s.evaluations.get(target), 2, 'the second chunk was evaluated again after the wait')
   const held = analytics.mock.store.views().get(target)?.record as
     | { customer?: { name?: string } }
     | undefined
-  assert.equal(held?.customer?.name, 'Renamed meanwhile', 'and sent as it stood after the wait')
+  assert.equal(held?.customer?.name, 'Renamed meanwhile', 'and sent as it stood after the outage')
+  for (const view of s.views) assert.ok(analytics.mock.store.views().has(view), `${view} at the sink`)
 })

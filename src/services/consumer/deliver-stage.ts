@@ -61,12 +61,6 @@ export interface DeliverContext {
   readonly lateMs: number
   /** Views per Analytics request (`SINK_BATCH_SIZE`); default 1, one POST per view. */
   readonly batchSize?: number
-  /**
-   * How long a chunk's evaluation may wait for the chunk before it to be sent and still be sent as
-   * computed; older (Analytics was down meanwhile), it is computed again. Default
-   * {@link EVALUATION_SHELF_LIFE_MS}.
-   */
-  readonly evaluationShelfLifeMs?: number
   /** Aborts waiting for Analytics on shutdown (the batch is then not committed). */
   readonly signal?: AbortSignal
 }
@@ -115,47 +109,45 @@ export async function deliverRefreshBatch(
  * Delivers `slices` one after the other, evaluating the next while the last is sent: a chunk's time
  * is about half reading and computing (the consumer and Redis) and half claiming, POSTing and
  * settling (Redis and Analytics), and the two halves of neighbouring chunks touch distinct views.
- * Nothing of a chunk is claimed before the chunk before it is settled, so a failure leaves at most
- * one chunk's claims (settled, as always) and an evaluation that is dropped. An evaluation that
- * waited too long for its turn (`evaluationShelfLifeMs`) is done again.
+ * Nothing of a chunk is claimed before the chunk before it is done, so a failure or a stop leaves at
+ * most one chunk's claims and drops one evaluation (its skip notes stand: they are per view). When
+ * the chunk before waited for Analytics to come back, the next one is evaluated again: its state may
+ * have moved on during the outage.
  */
 async function deliverChunks(
   ctx: DeliverContext,
   slices: ReadonlyArray<ReadonlyArray<readonly [ViewId, ViewRequest]>>,
 ): Promise<void> {
-  let failed = false
-  let failure: unknown
-  let sending: Promise<void> = Promise.resolve()
-  const send = (evaluation: Evaluation): Promise<void> =>
-    deliverEvaluated(ctx, evaluation).catch((error: unknown) => {
-      failed = true
-      failure = error
-    })
+  let failure: { readonly error: unknown } | undefined
+  /** Resolves to whether the chunk waited for Analytics; never rejects (a failure is kept above). */
+  let sending: Promise<boolean> = Promise.resolve(false)
   for (const slice of slices) {
     const requests = new Map(slice)
     let evaluation: Evaluation
     try {
       evaluation = await evaluateViews(ctx, requests)
     } catch (error) {
+      // The chunk on its way is finished (settled) before the batch fails.
       await sending
-      throw failed ? failure : error
+      if (failure !== undefined)
+        ctx.logger.warn(
+          { err: error },
+          `also failed meanwhile: evaluating the next chunk (${describeError(error)})`,
+        )
+      throw failure === undefined ? error : failure.error
     }
-    await sending
-    if (failed) break
-    if (Date.now() - evaluation.at > (ctx.evaluationShelfLifeMs ?? EVALUATION_SHELF_LIFE_MS))
-      evaluation = await evaluateViews(ctx, requests)
-    sending = send(evaluation)
+    const waited = await sending
+    if (failure !== undefined) break
+    if (ctx.signal?.aborted) throw new Error('stopping: views left for the next run')
+    if (waited) evaluation = await evaluateViews(ctx, requests)
+    sending = deliverEvaluated(ctx, evaluation).catch((error: unknown) => {
+      failure = { error }
+      return false
+    })
   }
   await sending
-  if (failed) throw failure
+  if (failure !== undefined) throw failure.error
 }
-
-/**
- * Default {@link DeliverContext.evaluationShelfLifeMs}: after a long wait (an outage) a chunk's views
- * are sent from the then current state, not from before the wait, soon replaced by their next
- * requests.
- */
-export const EVALUATION_SHELF_LIFE_MS = 5000
 
 /**
  * Waits for every one of `tasks`, then throws the first failure. Where tasks POST views, failing at
@@ -194,9 +186,12 @@ function mergeRequest(requests: Map<ViewId, ViewRequest>, refresh: RefreshReques
 /**
  * Sends an evaluation. While the Analytics circuit is open it waits for it to close and delivers
  * what is still pending, recomputed from the then current state.
+ *
+ * @returns whether it waited for Analytics
  */
-async function deliverEvaluated(ctx: DeliverContext, evaluation: Evaluation): Promise<void> {
+async function deliverEvaluated(ctx: DeliverContext, evaluation: Evaluation): Promise<boolean> {
   let postponed = await sendEvaluated(ctx, evaluation)
+  const waited = postponed.size > 0
   while (postponed.size > 0) {
     ctx.logger.warn(
       { views: postponed.size },
@@ -206,6 +201,7 @@ async function deliverEvaluated(ctx: DeliverContext, evaluation: Evaluation): Pr
     ctx.logger.info({ views: postponed.size }, 'Analytics answers again: delivering the views that waited')
     postponed = await sendEvaluated(ctx, await evaluateViews(ctx, postponed))
   }
+  return waited
 }
 
 interface Planned {
@@ -230,8 +226,6 @@ interface Evaluation {
   readonly planned: readonly Planned[]
   /** Views that wait for an earlier delivery, each with when to look at it again. */
   readonly waiting: Map<ViewId, number>
-  /** When it was computed (epoch ms). */
-  readonly at: number
 }
 
 /**
@@ -247,7 +241,6 @@ async function evaluateViews(
     raw: new Map(),
     planned: [],
     waiting: new Map(),
-    at: Date.now(),
   })
   // Requests an earlier settled evaluation covered are skipped: first those this process remembers,
   // then, once the delivery records are read, those a record remembers.
@@ -327,7 +320,7 @@ async function evaluateViews(
     if (request.retry) settledWithoutPost.push(view)
   }
   if (settledWithoutPost.length > 0) await ctx.retries.clear(settledWithoutPost)
-  return { seq, raw, planned, waiting, at: now }
+  return { seq, raw, planned, waiting }
 }
 
 /**
