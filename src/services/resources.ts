@@ -40,16 +40,18 @@ const STARTUP_RETRY_MAX_MS = 10_000
  * restart, comes up once the broker does instead of exiting).
  *
  * @throws what {@link ensureTopics} throws, at once when the broker answered and refused, or once
- *   the wait is over
+ *   the wait is over; an AbortError once `signal` aborts (the service is stopping)
  */
 export async function ensureServiceTopics(
   config: Config,
   logger: Logger,
   role: string,
   extra: readonly TopicSpec[] = [],
+  signal?: AbortSignal,
 ): Promise<void> {
   const giveUpAt = Date.now() + config.KAFKA_STARTUP_TIMEOUT_MS
   for (let attempt = 1; ; attempt++) {
+    signal?.throwIfAborted()
     const admin = createAdmin(config, `${role}-admin`)
     let topics: EnsureTopicsResult
     try {
@@ -62,7 +64,7 @@ export async function ensureServiceTopics(
         { attempt, delayMs, code: ErrorCodes.KAFKA_UNREACHABLE },
         `Kafka not reachable yet at ${config.KAFKA_BROKERS} (${describeError(error)}); trying again in ${delayMs / 1000} s, for up to ${Math.round(config.KAFKA_STARTUP_TIMEOUT_MS / 1000)} s from start-up (KAFKA_STARTUP_TIMEOUT_MS)`,
       )
-      await sleep(delayMs)
+      await sleep(delayMs, undefined, signal ? { signal } : {})
       continue
     }
     await closeAdmin(admin)

@@ -18,8 +18,11 @@ export type Redis = ReturnType<typeof newClient>
 /**
  * Connects to `url`. Connection errors are logged (once per outage, not per retry) rather than
  * crashing the process; node-redis reconnects with backoff and commands wait or fail meanwhile.
+ * The first connection is waited for as long as it takes, unless `signal` aborts (the process is
+ * stopping): the client is then destroyed and this rejects.
  */
-export async function connectRedis(url: string, logger: Logger): Promise<Redis> {
+export async function connectRedis(url: string, logger: Logger, signal?: AbortSignal): Promise<Redis> {
+  signal?.throwIfAborted()
   const client = newClient(url)
   let down = false
   client.on('error', (error: Error) => {
@@ -31,6 +34,12 @@ export async function connectRedis(url: string, logger: Logger): Promise<Redis> 
     if (down) logger.info('Redis connection restored')
     down = false
   })
-  await client.connect()
+  const giveUp = () => client.destroy()
+  signal?.addEventListener('abort', giveUp, { once: true })
+  try {
+    await client.connect()
+  } finally {
+    signal?.removeEventListener('abort', giveUp)
+  }
   return client
 }

@@ -1,7 +1,7 @@
 /**
  * A service started while Kafka cannot be reached waits for it (a warning per attempt, not ready
  * meanwhile) and comes up once the broker answers; after `KAFKA_STARTUP_TIMEOUT_MS` it gives up with
- * the last error. The broker is taken off the network with a TCP proxy in front of its bootstrap
+ * the last error. A stop signal during a wait for Kafka or Redis at start-up ends it: exit 0. The broker is taken off the network with a TCP proxy in front of its bootstrap
  * address (the client reaches the broker's advertised address only through the metadata it gets there).
  */
 import assert from 'node:assert/strict'
@@ -11,7 +11,9 @@ import { freePort } from '../../src/infra/ports.ts'
 import { type ConsumerService, startConsumerService } from '../../src/services/consumer/service.ts'
 import { createProducerRuntime } from '../../src/services/producer/service.ts'
 import { type PipelineFixture, pipelineFixture } from '../helpers/consumer.ts'
+import { consumerEnv } from '../helpers/consumer-process.ts'
 import { testInfra } from '../helpers/env.ts'
+import { PipelineProcess } from '../helpers/pipeline-process.ts'
 import { captureLogs } from '../helpers/producer.ts'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -90,5 +92,46 @@ test('producer: gives up after KAFKA_STARTUP_TIMEOUT_MS with the last error', as
     )
   } finally {
     await proxy.up()
+  }
+})
+
+/** Starts `pipeline <command>` as a process on the test's state, `env` over the fixture's. */
+function serviceProcess(command: string, env: Record<string, string>): PipelineProcess {
+  return new PipelineProcess(command, {
+    command,
+    env: consumerEnv(fixture.config, fixture.prefix, { LOG_LEVEL: 'info', ...env }),
+  })
+}
+
+/** Once `service` logs `waiting`, SIGTERM: it exits 0 and says it stopped during start-up. */
+async function stopsDuringStartUp(service: PipelineProcess, waiting: RegExp): Promise<void> {
+  await service.waitForLog(waiting)
+  // The wait for Kafka lasts 5 min by default, the one for Redis has no end; the stop gives up after 20 s.
+  assert.equal(await service.stop('SIGTERM', 20_000), 'exit 0')
+  const said = `${service.name} stopped during start-up`
+  assert.ok(
+    service.lines.some((line) => line.text.includes(said)),
+    service.tail(),
+  )
+}
+
+test('SIGTERM while a service waits for Kafka at start-up: it stops at once, exit 0', async () => {
+  await proxy.down()
+  const consumer = serviceProcess('consumer', {})
+  try {
+    await stopsDuringStartUp(consumer, /^Kafka not reachable yet/)
+  } finally {
+    await consumer.stop('SIGKILL')
+    await proxy.up()
+  }
+})
+
+test('SIGTERM while a service waits for Redis at start-up: it stops at once, exit 0', async () => {
+  const nobody = await freePort()
+  const producer = serviceProcess('producer', { REDIS_URL: `redis://127.0.0.1:${nobody}` })
+  try {
+    await stopsDuringStartUp(producer, /^Redis connection problem/)
+  } finally {
+    await producer.stop('SIGKILL')
   }
 })

@@ -78,11 +78,15 @@ export interface ConsumerService extends RunningService {
   readonly lag: LagMonitor
 }
 
-/** Starts the consumer. */
+/**
+ * Starts the consumer. `stopping` ends the waits for Redis and Kafka: what was opened is closed, and
+ * this rejects.
+ */
 export async function startConsumerService(
   config: Config,
   logger: Logger,
   overrides: ConsumerOverrides = {},
+  stopping?: AbortSignal,
 ): Promise<ConsumerService> {
   const prefix = overrides.prefix ?? config.PIPELINE_REDIS_PREFIX
   const registry = createRegistry('consumer')
@@ -110,15 +114,21 @@ export async function startConsumerService(
   resources.add(() => health.close())
   const closeAll = () => resources.closeAll()
   try {
-    const redis = await connectRedis(config.REDIS_URL, logger)
+    const redis = await connectRedis(config.REDIS_URL, logger, stopping)
     resources.add(() => redis.close())
     redisReady = () => redis.isReady
 
-    await ensureServiceTopics(config, logger, 'consumer', [
-      topicSpec(config.TOPIC_REFRESH, config.TOPIC_PARTITIONS, 'delete', {
-        retentionMs: REFRESH_RETENTION_MS,
-      }),
-    ])
+    await ensureServiceTopics(
+      config,
+      logger,
+      'consumer',
+      [
+        topicSpec(config.TOPIC_REFRESH, config.TOPIC_PARTITIONS, 'delete', {
+          retentionMs: REFRESH_RETENTION_MS,
+        }),
+      ],
+      stopping,
+    )
 
     const producer = createProducer(config, 'consumer')
     resources.add(() => producer.close())
@@ -328,5 +338,8 @@ async function runRetryPump(
 }
 
 /** `pipeline consumer`: the service started from the environment. */
-export const runConsumerService = (config: Config, logger: Logger): Promise<RunningService> =>
-  startConsumerService(config, logger)
+export const runConsumerService = (
+  config: Config,
+  logger: Logger,
+  stopping: AbortSignal,
+): Promise<RunningService> => startConsumerService(config, logger, {}, stopping)

@@ -49,11 +49,14 @@ export interface ProducerRuntime {
 /**
  * Connects Redis and Kafka, creates the topics, and serves metrics and health: a producer that is
  * ready to run cycles. Tests run cycles on it directly; the service runs them on a schedule.
+ * `stopping` ends the waits for Redis and Kafka: the runtime is then not made, what was opened is
+ * closed, and this rejects.
  */
 export async function createProducerRuntime(
   config: Config,
   logger: Logger,
   overrides: ProducerOverrides = {},
+  stopping?: AbortSignal,
 ): Promise<ProducerRuntime> {
   const registry = createRegistry('producer')
   const metrics = createProducerMetrics(registry)
@@ -70,11 +73,11 @@ export async function createProducerRuntime(
   resources.add(() => health.close())
   const close = () => resources.closeAll()
   try {
-    const redis = await connectRedis(config.REDIS_URL, logger)
+    const redis = await connectRedis(config.REDIS_URL, logger, stopping)
     resources.add(() => redis.close())
     redisReady = () => redis.isReady
 
-    await ensureServiceTopics(config, logger, 'producer')
+    await ensureServiceTopics(config, logger, 'producer', [], stopping)
 
     const producer = createProducer(config, 'producer')
     resources.add(() => producer.close())
@@ -125,13 +128,14 @@ export interface ProducerService extends RunningService {
   readonly loops: readonly SourceLoop[]
 }
 
-/** Starts the producer: the runtime plus one polling loop per source. */
+/** Starts the producer: the runtime (see `stopping` there) plus one polling loop per source. */
 export async function startProducerService(
   config: Config,
   logger: Logger,
   overrides: ProducerOverrides = {},
+  stopping?: AbortSignal,
 ): Promise<ProducerService> {
-  const runtime = await createProducerRuntime(config, logger, overrides)
+  const runtime = await createProducerRuntime(config, logger, overrides, stopping)
   const owner = overrides.owner ?? `${hostname()}:${process.pid}`
   const loops = runtime.sources.map((source) =>
     startSourceLoop({
@@ -163,5 +167,8 @@ export async function startProducerService(
 }
 
 /** `pipeline producer`: the service started from the environment. */
-export const runProducerService = (config: Config, logger: Logger): Promise<RunningService> =>
-  startProducerService(config, logger)
+export const runProducerService = (
+  config: Config,
+  logger: Logger,
+  stopping: AbortSignal,
+): Promise<RunningService> => startProducerService(config, logger, {}, stopping)
