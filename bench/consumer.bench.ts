@@ -177,6 +177,8 @@ interface RunResult {
   readonly machineBusyA: number
   readonly fanoutViews: number
   readonly fanoutSeconds: number
+  /** CPU seconds of the consumers from the end of A to the end of B. */
+  readonly consumerCpuB: number
   readonly acceptedB: number
   readonly peakRss: number
   readonly replays: number
@@ -361,9 +363,12 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
     const settledSeconds = (lastA.receivedAt - startedAt) / 1000
     const machineA = await machineTicks()
     const peakRssA = await peakRssNow()
-    const consumerCpuA = (
-      await Promise.all(consumers.map((consumer) => processCpuSeconds(consumer.pid)))
-    ).reduce((sum, cpu) => sum + cpu, 0)
+    const consumersCpu = async () =>
+      (await Promise.all(consumers.map((consumer) => processCpuSeconds(consumer.pid)))).reduce(
+        (sum, cpu) => sum + cpu,
+        0,
+      )
+    const consumerCpuA = await consumersCpu()
     const mockCpuA = await processCpuSeconds(mock.pid)
     const infraCpuA = new Map(
       [...(await infraCpuSeconds(infraProcesses))].map(([part, cpu]) => [
@@ -390,6 +395,8 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
     // The last of the fan-out's deliveries (any later one would be something else: there is none).
     const lastB = await lastRecord(mockUrl, afterB.accepted)
     const fanoutSeconds = (lastB.receivedAt - changedAt) / 1000
+    // From A's end to B's (its quiet tail included: the consumer is idle then).
+    const consumerCpuB = (await consumersCpu()) - consumerCpuA
     const peakRss = await peakRssNow()
     return {
       batchSize,
@@ -407,6 +414,7 @@ async function runMode(infra: LocalInfra, options: Options, batchSize: number): 
       machineBusyA: busyShare(machineBefore, machineA),
       fanoutViews: afterB.accepted - settled.accepted,
       fanoutSeconds,
+      consumerCpuB,
       acceptedB: afterB.accepted,
       peakRss,
       replays: afterB.replays,
@@ -532,6 +540,10 @@ function report(results: readonly RunResult[]): void {
         `${stage} ${b.count} batches, ${b.seconds.toFixed(1)} s in them (${(b.count > 0 ? (1000 * b.seconds) / b.count : 0).toFixed(0)} ms each)`,
     )
     out(`  A: ${refreshes} refresh requests published; views evaluated: ${evaluated}; ${stages.join(', ')}`)
+    out(
+      `  B: the consumer used ${r.consumerCpuB.toFixed(2)} CPU s ` +
+        `(${r.fanoutViews > 0 ? Math.round((1e6 * r.consumerCpuB) / r.fanoutViews) : 0} µs per re-delivered view)`,
+    )
   }
   out(
     'Seconds count from the consumer process being spawned; views/s = views / seconds to the last delivery ' +

@@ -173,14 +173,21 @@ export class DeliveryStore {
    * view's record is still the one it was decided from and no evaluation read a later clock than
    * `seq`, the view clock read before the state these deliveries were computed from.
    *
+   * `texts` may hold each claim's {@link claimText} when the caller made it already (it needs it
+   * again to settle).
+   *
    * @returns the views whose record moved on meanwhile (another member claimed them, or evaluated
    *   them from newer state): not to be sent
    */
-  async claim(claims: readonly Claim[], seq: number): Promise<Set<ViewId>> {
+  async claim(
+    claims: readonly Claim[],
+    seq: number,
+    texts?: ReadonlyMap<ViewId, string>,
+  ): Promise<Set<ViewId>> {
     return this.#run(CLAIM, [this.#key, this.#evaluated], [String(seq)], claims, (c) => [
       c.viewId,
       c.previous ?? '',
-      claimText(c),
+      texts?.get(c.viewId) ?? claimText(c),
     ])
   }
 

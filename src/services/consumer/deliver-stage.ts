@@ -340,12 +340,12 @@ async function sendEvaluated(ctx: DeliverContext, evaluation: Evaluation): Promi
     hash: p.hash,
     mayLandUntil: now + ctx.inFlightMs,
   }))
-  const lost = claims.length === 0 ? new Set<ViewId>() : await ctx.deliveries.claim(claims, seq)
+  const claimTexts = new Map(claims.map((c) => [c.viewId, claimText(c)]))
+  const lost = claims.length === 0 ? new Set<ViewId>() : await ctx.deliveries.claim(claims, seq, claimTexts)
   for (const view of lost) waiting.set(view, now + WAIT_STEP_MS)
   await waitForEarlierDeliveries(ctx, waiting)
   const claimed = lost.size === 0 ? planned : planned.filter((p) => !lost.has(p.view))
   if (claimed.length === 0) return new Map()
-  const claimTexts = new Map(claims.map((c) => [c.viewId, claimText(c)]))
 
   const settled: Settled = {
     postponed: new Map(),
