@@ -138,7 +138,7 @@ async function deliverChunks(
     }
     const waited = await sending
     if (failure !== undefined) break
-    if (ctx.signal?.aborted) throw new Error('stopping: views left for the next run')
+    if (ctx.signal?.aborted) throw stopped()
     if (waited) evaluation = await evaluateViews(ctx, requests)
     sending = deliverEvaluated(ctx, evaluation).catch((error: unknown) => {
       failure = { error }
@@ -148,6 +148,9 @@ async function deliverChunks(
   await sending
   if (failure !== undefined) throw failure.error
 }
+
+/** What ends a batch given up because the consumer is stopping: it is not committed, its views are read again. */
+const stopped = (): Error => new Error('stopping: views left for the next run')
 
 /**
  * Waits for every one of `tasks`, then throws the first failure. Where tasks POST views, failing at
@@ -402,7 +405,7 @@ async function sendEvaluated(ctx: DeliverContext, evaluation: Evaluation): Promi
       `delivered ${delivered.length} view(s) to Analytics: ${sample.join(', ')}${more}`,
     )
   }
-  if (ctx.signal?.aborted && postponed.size > 0) throw new Error('stopping: views left for the next run')
+  if (ctx.signal?.aborted && postponed.size > 0) throw stopped()
   return postponed
 }
 
