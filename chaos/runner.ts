@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { ListOffsetTimestamps } from '@platformatic/kafka'
 import { type Config, envVarNames, loadConfig } from '../src/config/env.ts'
 import type { DlqEntry } from '../src/dlq/entry.ts'
-import { consumerLag, createAdmin, offsetsAt } from '../src/kafka/admin.ts'
+import { consumerLag, createAdmin, offsetsAt, type PartitionLag } from '../src/kafka/admin.ts'
 import { createProducer, publish } from '../src/kafka/producer.ts'
 import { createLogger } from '../src/observability/logger.ts'
 import { connectRedis } from '../src/state/redis.ts'
@@ -158,7 +158,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await stack.sink.up()
     log(`faults over after ${((faultsEnded - faultsStarted) / 1000).toFixed(0)} s; draining to quiescence`)
     const quiet = await awaitQuiescence(stack, config, options, all)
-    if (!quiet.ok) problems.push(`no quiescence within ${options.drainTimeoutMs} ms: ${quiet.why}`)
+    if (!quiet.ok) {
+      // What CI prints is all there is of a failed run there: say where it stands and what each
+      // service said last.
+      const where = await lagging(config).catch((error: unknown) => `unknown (${(error as Error).message})`)
+      const said = slots.consumer.map(
+        (slot) => `${slot.name} last warned, and last said:\n${lastWords(slot)}`,
+      )
+      problems.push(
+        [`no quiescence within ${options.drainTimeoutMs} ms: ${quiet.why}; lagging: ${where}`, ...said].join(
+          '\n',
+        ),
+      )
+    }
     const drained = Date.now()
     log('checking the end state')
     const expected = expectedJoin(stack.sim.snapshot(), config.LOW_STOCK_THRESHOLD)
@@ -476,19 +488,44 @@ function requestCounts(stack: ChaosStack): Record<string, number> {
   return Object.fromEntries(Object.entries(paths).map(([path, stats]) => [path, stats.count]))
 }
 
+/** A service's last warnings or errors and its last line, each cut to a length a report can carry. */
+function lastWords(slot: ServiceSlot): string {
+  const lines = slot.tail(2000).split('\n')
+  const warned = lines.filter((line) => /"level":[4-6]0/.test(line)).slice(-6)
+  return [...warned, '…', lines.at(-1) ?? '']
+    .map((line) => (line.length > 300 ? `${line.slice(0, 300)}…` : line))
+    .join('\n')
+}
+
 /** Records both consumer groups still have to read. */
 async function totalLag(config: Config): Promise<number> {
+  let total = 0
+  for (const { lag } of await groupLags(config)) total += lag
+  return total
+}
+
+/** The partitions with lag, as `group topic-partition committed/end`, for a failure's report. */
+async function lagging(config: Config): Promise<string> {
+  const rows = (await groupLags(config))
+    .filter(({ lag }) => lag > 0)
+    .map((p) => `${p.group} ${p.topic}-${p.partition} ${p.committedOffset ?? 'none'}/${p.logEndOffset}`)
+  return rows.length === 0 ? 'none' : rows.join(', ')
+}
+
+/** The lag of every partition both consumer groups read. */
+async function groupLags(config: Config): Promise<Array<PartitionLag & { readonly group: string }>> {
   const admin = createAdmin(config, 'chaos-lag')
   try {
     const groups = [
       { id: `${config.CONSUMER_GROUP}.state`, topics: [config.TOPIC_CUSTOMERS, config.TOPIC_PRODUCTS] },
       { id: `${config.CONSUMER_GROUP}.deliver`, topics: [config.TOPIC_REFRESH] },
     ]
-    let total = 0
+    const rows: Array<PartitionLag & { readonly group: string }> = []
     for (const group of groups) {
-      for (const partition of await consumerLag(admin, group.id, group.topics)) total += partition.lag
+      for (const partition of await consumerLag(admin, group.id, group.topics))
+        rows.push({ ...partition, group: group.id })
     }
-    return total
+    return rows
   } finally {
     await admin.close().catch(() => undefined)
   }
