@@ -4,6 +4,7 @@
  * re-delivers what was not finished and never skips it.
  */
 import { Consumer, type Message, type MessagesStream } from '@platformatic/kafka'
+import { subscribedRoundRobin } from './assignor.ts'
 import { baseClientOptions, type KafkaConfig } from './connection.ts'
 
 /** Key as text; `null` for a key-less record. */
@@ -76,6 +77,8 @@ export function createConsumer(config: KafkaConfig, options: ConsumerOptions): K
     maxWaitTime: options.maxWaitTimeMs ?? 1_000,
     highWaterMark: options.highWaterMark ?? 256,
     maxBytes: options.fetchMaxBytes ?? DEFAULT_FETCH_MAX_BYTES,
+    // Partitions go to members that read them: a lingering member without a stream must not get any.
+    partitionAssigner: subscribedRoundRobin,
   })
 }
 
