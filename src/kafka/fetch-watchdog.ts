@@ -27,6 +27,11 @@ import type { KafkaStream } from './consumer.ts'
 export interface FetchLoopState {
   /** Consumption paused on purpose (Analytics circuit open): no fetch is expected. */
   readonly paused: boolean
+  /**
+   * The group gave this member no partition (more members than partitions): the client fetches
+   * nothing then, and replacing it would only make the whole group rebalance every window.
+   */
+  readonly unassigned?: boolean
   /** Records waiting in the stream's buffer, and how many it holds before fetching stops. */
   readonly buffered: number
   readonly capacity: number
@@ -35,11 +40,17 @@ export interface FetchLoopState {
 }
 
 /**
- * True when the fetch loop should be running (not paused, room in the buffer) and no fetch was
- * answered for `silenceMs`. A full buffer waits on the reader, not on the broker, so it is no stall.
+ * True when the fetch loop should be running (not paused, room in the buffer, partitions assigned)
+ * and no fetch was answered for `silenceMs`. A full buffer waits on the reader, not on the broker,
+ * so it is no stall.
  */
 export function isFetchLoopStalled(state: FetchLoopState, silenceMs: number): boolean {
-  return !state.paused && state.buffered < state.capacity && state.silentForMs >= silenceMs
+  return fetchExpected(state) && state.silentForMs >= silenceMs
+}
+
+/** Whether the client should be fetching: not paused, room in its buffer, something to read. */
+function fetchExpected(state: FetchLoopState): boolean {
+  return !state.paused && state.unassigned !== true && state.buffered < state.capacity
 }
 
 /** Options of {@link watchFetchLoop}. */
@@ -97,7 +108,7 @@ export class StarvationTracker {
     return [...starved]
   }
 
-  /** Forgets everything: fetching was not expected (paused, or a full buffer). */
+  /** Forgets everything: fetching was not expected (paused, a full buffer, or no partition assigned). */
   reset(): void {
     this.#unfetched.clear()
     this.#unhandled.clear()
@@ -140,6 +151,8 @@ export interface FetchWatchOptions {
   readonly silenceMs: number
   /** Whether consumption is paused on purpose. */
   readonly paused: () => boolean
+  /** Whether the group assigned this member no partition at all; by default it is taken to have some. */
+  readonly unassigned?: () => boolean
   /**
    * The assigned partitions' positions and ends (a broker round trip); without it only silence is
    * watched. A failed look is skipped.
@@ -159,8 +172,8 @@ export interface FetchWatchOptions {
 
 /**
  * Watches `stream` until it closes or the returned function is called. The silence is counted from
- * the last answered fetch, or from the last check at which no fetch was expected (paused, or the
- * buffer full), so a long pause is not mistaken for a stall when it ends.
+ * the last answered fetch, or from the last check at which no fetch was expected (paused, the
+ * buffer full, or no partition assigned), so a long pause is not mistaken for a stall when it ends.
  */
 export function watchFetchLoop(stream: KafkaStream, options: FetchWatchOptions): () => void {
   let since = performance.now()
@@ -207,6 +220,7 @@ export function watchFetchLoop(stream: KafkaStream, options: FetchWatchOptions):
     () => {
       const state: FetchLoopState = {
         paused: options.paused(),
+        unassigned: options.unassigned?.() ?? false,
         buffered: stream.readableLength,
         capacity: stream.readableHighWaterMark,
         silentForMs: performance.now() - since,
@@ -214,7 +228,7 @@ export function watchFetchLoop(stream: KafkaStream, options: FetchWatchOptions):
       if (isFetchLoopStalled(state, options.silenceMs)) {
         stop()
         options.onStall(`no fetch answered for ${Math.round(state.silentForMs / 1000)} s`)
-      } else if (state.paused || state.buffered >= state.capacity) {
+      } else if (!fetchExpected(state)) {
         since = performance.now()
         starvation.reset()
       } else lookAtPositions()

@@ -28,6 +28,35 @@ test('a paused stream, or one whose buffer is full (waiting on its reader), is n
   assert.equal(isFetchLoopStalled({ ...healthy, buffered: 250, silentForMs: 60_000 }, 5000), false)
 })
 
+test('a member the group gave no partition (more members than partitions) is not stalled by its silence', () => {
+  assert.equal(isFetchLoopStalled({ ...healthy, unassigned: true, silentForMs: 60_000 }, 5000), false)
+  assert.equal(isFetchLoopStalled({ ...healthy, unassigned: false, silentForMs: 5000 }, 5000), true)
+})
+
+test('the watchdog leaves a member without partitions alone, and counts silence from when it gets some', async () => {
+  const stream = Object.assign(new EventEmitter(), { readableLength: 0, readableHighWaterMark: 100 })
+  let unassigned = true
+  const stalls: string[] = []
+  const stop = watchFetchLoop(stream as unknown as KafkaStream, {
+    silenceMs: 200,
+    paused: () => false,
+    unassigned: () => unassigned,
+    onStall: (what) => stalls.push(what),
+  })
+  try {
+    await sleep(500)
+    assert.deepEqual(stalls, [], 'no fetch is expected without partitions')
+    unassigned = false
+    await sleep(120)
+    assert.deepEqual(stalls, [], 'the silence before the assignment does not count')
+    await sleep(300)
+    assert.equal(stalls.length, 1, 'silent with partitions for the whole window')
+    assert.match(stalls[0] ?? '', /^no fetch answered for/)
+  } finally {
+    stop()
+  }
+})
+
 test('a partition whose records wait past an unmoving fetch position for the window is starved', () => {
   const tracker = new StarvationTracker()
   const at = (position: bigint, end: bigint) => [{ key: 'refresh:1', position, end }]

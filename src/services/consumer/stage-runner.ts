@@ -151,6 +151,9 @@ export function startStage(options: StageOptions): Stage {
         watchFetchLoop(watched, {
           silenceMs: options.config.CONSUMER_STALL_TIMEOUT_MS,
           paused: () => paused,
+          // An array once the group answered (empty when there were more members than partitions);
+          // null before, which is judged as usual.
+          unassigned: () => consumer.assignments?.every((a) => a.partitions.length === 0) ?? false,
           positions: async () => acted.unjudged(await assignedPositions(consumer, watched)),
           activity: () => ({ ...progress }),
           onStall: stalled,
