@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Config } from '../../src/config/env.ts'
 import { createConsumer } from '../../src/kafka/consumer.ts'
 import { createLogger } from '../../src/observability/logger.ts'
 import { type Stage, startStage } from '../../src/services/consumer/stage-runner.ts'
@@ -36,6 +37,33 @@ function keptLogger() {
   return { logger: createLogger({ service: 'test', destination, pretty: false, level: 'info' }), warnings }
 }
 
+/** The stages of this file: members of `groupId` reading the customer topic, noting each record's key and each stall. */
+function readers(config: Config, groupId: string) {
+  const { logger, warnings } = keptLogger()
+  const handled = new Set<string>()
+  let stalls = 0
+  const join = async (): Promise<Stage> => {
+    const stage = startStage({
+      name: 'test-stage',
+      config,
+      groupId,
+      topics: [config.TOPIC_CUSTOMERS],
+      maxBatch: 10,
+      logger,
+      handle: async (batch) => {
+        for (const message of batch) handled.add(message.key ?? '')
+      },
+      onStall: () => {
+        stalls++
+      },
+    })
+    stages.push(stage)
+    await stage.firstJoin
+    return stage
+  }
+  return { join, handled, warnings, stalls: () => stalls }
+}
+
 test('a member that reads nothing, leading the group, does not keep the partitions from the members that read them', {
   timeout: 180_000,
 }, async () => {
@@ -52,21 +80,8 @@ test('a member that reads nothing, leading the group, does not keep the partitio
   const writer = sourceWriter(config)
   try {
     await idle.joinGroup({})
-    const { logger } = keptLogger()
-    const handled = new Set<string>()
-    const stage = startStage({
-      name: 'test-stage',
-      config,
-      groupId,
-      topics: [config.TOPIC_CUSTOMERS],
-      maxBatch: 10,
-      logger,
-      handle: async (batch) => {
-        for (const message of batch) handled.add(message.key ?? '')
-      },
-    })
-    stages.push(stage)
-    await stage.firstJoin
+    const { join, handled } = readers(config, groupId)
+    await join()
     const keys = Array.from({ length: 12 }, (_, i) => `c${i}`)
     for (const key of keys) await writer.writeRaw(config.TOPIC_CUSTOMERS, key, 'x')
     await waitFor(
@@ -91,39 +106,18 @@ test('a member given no partition (more members than partitions) is not replaced
     KAFKA_SESSION_TIMEOUT_MS: '6000',
   })
   await createSourceTopics(config)
-  const groupId = uniqueName('assign-idle')
-  const { logger, warnings } = keptLogger()
-  const handled: string[] = []
-  let stalls = 0
-  const base = {
-    name: 'test-stage',
-    config,
-    groupId,
-    topics: [config.TOPIC_CUSTOMERS],
-    maxBatch: 10,
-    logger,
-    handle: async (batch: readonly { key: string | null }[]) => {
-      handled.push(...batch.map((m) => m.key ?? ''))
-    },
-    onStall: () => {
-      stalls++
-    },
-  }
-  const first = startStage(base)
-  stages.push(first)
-  await first.firstJoin
-  const second = startStage(base)
-  stages.push(second)
-  await second.firstJoin
+  const { join, handled, warnings, stalls } = readers(config, uniqueName('assign-idle'))
+  await join()
+  await join()
   // Several windows with one member holding the only partition and the other none.
   await sleep(silenceMs * 4)
-  assert.equal(stalls, 0, `no member replaced; warnings: ${warnings.join(' | ')}`)
+  assert.equal(stalls(), 0, `no member replaced; warnings: ${warnings.join(' | ')}`)
   const writer = sourceWriter(config)
   try {
     await writer.writeRaw(config.TOPIC_CUSTOMERS, 'k', 'x')
-    await waitFor('the record to be handled', () => handled.includes('k'), 30_000)
+    await waitFor('the record to be handled', () => handled.has('k'), 30_000)
   } finally {
     await writer.close()
   }
-  assert.equal(stalls, 0, `still no member replaced; warnings: ${warnings.join(' | ')}`)
+  assert.equal(stalls(), 0, `still no member replaced; warnings: ${warnings.join(' | ')}`)
 })
