@@ -20,6 +20,11 @@
  * check above stayed quiet (the stream's fetch position was past it, so it had been fetched, yet no
  * batch with it was ever committed). Whatever the client lost, a new member starts from the committed
  * offset and reads it.
+ *
+ * Not a stall: a member the group gave no partition. It fetches nothing by design (more members
+ * than partitions). One cause of stalls after a broker restart turned out to be the group itself:
+ * the client's assignor handed partitions to a lingering member that read nothing, or, with that
+ * member as leader, to nobody; `assignor.ts` now shares partitions among the members that read them.
  */
 import type { KafkaStream } from './consumer.ts'
 
