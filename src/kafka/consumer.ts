@@ -3,9 +3,10 @@
  * code that processed a message, once the message's effects are durable (design §5), so a crash
  * re-delivers what was not finished and never skips it.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Consumer, type Message, type MessagesStream } from '@platformatic/kafka'
 import { subscribedRoundRobin } from './assignor.ts'
-import { baseClientOptions, type KafkaConfig } from './connection.ts'
+import { baseClientOptions, type KafkaConfig, withDeadline } from './connection.ts'
 
 /** Key as text; `null` for a key-less record. */
 export type ConsumedKey = string | null
@@ -80,6 +81,42 @@ export function createConsumer(config: KafkaConfig, options: ConsumerOptions): K
     // Partitions go to members that read them: a lingering member without a stream must not get any.
     partitionAssigner: subscribedRoundRobin,
   })
+}
+
+/** Options of {@link closeMember}. */
+export interface CloseMemberOptions {
+  /** How long the caller waits for the member to leave before it goes on without it. */
+  readonly deadlineMs: number
+  /** Pause between two tries of a close that failed. */
+  readonly retryMs: number
+  /** Tries in all, the first included. */
+  readonly attempts: number
+  /** Told of each failed try; `last` when no further one follows. */
+  readonly onFailure: (error: unknown, attempt: number, last: boolean) => void
+}
+
+/**
+ * Closes a group member (leaving the group) and resolves once it left, or after `deadlineMs`, whichever
+ * comes first; never rejects. A close that fails (its LeaveGroup unanswered while the broker is away)
+ * is tried again in the background: a member neither closed nor leaving lingers in the group with no
+ * stream, answering heartbeats, until its client is closed.
+ */
+export async function closeMember(consumer: KafkaConsumer, options: CloseMemberOptions): Promise<void> {
+  const attempt = async (n: number): Promise<void> => {
+    try {
+      await consumer.close(true)
+    } catch (error) {
+      const last = n >= options.attempts
+      options.onFailure(error, n, last)
+      if (last) return
+      // Unref'd: a process that is stopping does not wait for a member it already gave up on.
+      await sleep(options.retryMs, undefined, { ref: false })
+      await attempt(n + 1)
+    }
+  }
+  await withDeadline(attempt(1), options.deadlineMs, 'closing a consumer group member').catch(
+    (error: unknown) => options.onFailure(error, 0, false),
+  )
 }
 
 /** Where a stream starts reading a partition. */

@@ -8,8 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../../config/env.ts'
 import { describeError, ErrorCodes, PipelineError } from '../../errors.ts'
 import { type BatchProgress, OffsetContinuity, processBatches } from '../../kafka/batches.ts'
-import { withDeadline } from '../../kafka/connection.ts'
 import {
+  closeMember,
   createConsumer,
   type KafkaConsumer,
   type KafkaMessage,
@@ -21,6 +21,9 @@ import type { Logger } from '../../observability/logger.ts'
 
 /** How long closing a group member may take before the stage goes on without it. */
 const CLOSE_DEADLINE_MS = 20_000
+/** A close that failed is tried again this often, this many times in all (a minute and a half). */
+const CLOSE_RETRY_MS = 5_000
+const CLOSE_ATTEMPTS = 18
 
 /** Options of {@link startStage}. */
 export interface StageOptions {
@@ -196,15 +199,16 @@ export function startStage(options: StageOptions): Stage {
         // Bounded: a member whose broker went away may never finish leaving, and a stage waiting on it
         // would never join again (chaos runs ended with consumers silent after a broker restart). The
         // abandoned member's session then expires on the broker.
-        await withDeadline(consumer.close(true), CLOSE_DEADLINE_MS, 'closing a consumer group member').catch(
-          (error: unknown) => {
-            if ((error as { code?: string }).code === ErrorCodes.KAFKA_TIMEOUT)
-              options.logger.warn(
-                { stage: options.name, group: options.groupId },
-                `${options.name}: ${describeError(error)}; joining again with a new member`,
-              )
-          },
-        )
+        await closeMember(consumer, {
+          deadlineMs: CLOSE_DEADLINE_MS,
+          retryMs: CLOSE_RETRY_MS,
+          attempts: CLOSE_ATTEMPTS,
+          onFailure: (error, attempt, last) =>
+            options.logger.warn(
+              { stage: options.name, group: options.groupId, attempt },
+              `${options.name}: closing the old group member: ${describeError(error)}; ${last ? 'given up: it stays in the group until its session expires or it leaves' : attempt === 0 ? 'joining again with a new member while it closes' : `trying again in ${CLOSE_RETRY_MS / 1000} s`}`,
+            ),
+        })
       }
       if (!stopping.signal.aborted) {
         await sleep(Math.min(250 * 2 ** failures, 10_000), undefined, { signal: stopping.signal }).catch(
