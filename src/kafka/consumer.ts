@@ -79,6 +79,9 @@ export function createConsumer(config: KafkaConfig, options: ConsumerOptions): K
     highWaterMark: options.highWaterMark ?? 256,
     maxBytes: options.fetchMaxBytes ?? DEFAULT_FETCH_MAX_BYTES,
     // Partitions go to members that read them: a lingering member without a stream must not get any.
+    // The assignor is an eager one: it ignores owned partitions, so the protocol is pinned to the
+    // classic eager round robin (the client would also hand a cooperative protocol to it).
+    protocols: [{ name: 'roundrobin', version: 1 }],
     partitionAssigner: subscribedRoundRobin,
   })
 }
@@ -91,25 +94,28 @@ export interface CloseMemberOptions {
   readonly retryMs: number
   /** Tries in all, the first included. */
   readonly attempts: number
+  /** Once aborted (the service is stopping), a failed close is not tried again. */
+  readonly signal?: AbortSignal
   /** Told of each failed try; `last` when no further one follows. */
   readonly onFailure: (error: unknown, attempt: number, last: boolean) => void
 }
 
 /**
  * Closes a group member (leaving the group) and resolves once it left, or after `deadlineMs`, whichever
- * comes first; never rejects. A close that fails (its LeaveGroup unanswered while the broker is away)
- * is tried again in the background: a member neither closed nor leaving lingers in the group with no
- * stream, answering heartbeats, until its client is closed.
+ * comes first; never rejects. A close that fails is tried again in the background (not once `signal`
+ * aborted): the client's close can fail closing the member's streams or connections, before it stops
+ * heartbeats, and such a member lingers in the group with no stream, answering heartbeats, until its
+ * client is closed.
  */
 export async function closeMember(consumer: KafkaConsumer, options: CloseMemberOptions): Promise<void> {
   const attempt = async (n: number): Promise<void> => {
     try {
       await consumer.close(true)
     } catch (error) {
-      const last = n >= options.attempts
+      const last = n >= options.attempts || options.signal?.aborted === true
       options.onFailure(error, n, last)
       if (last) return
-      // Unref'd: a process that is stopping does not wait for a member it already gave up on.
+      // Unref'd: the pause alone does not keep a process alive.
       await sleep(options.retryMs, undefined, { ref: false })
       await attempt(n + 1)
     }

@@ -159,6 +159,11 @@ export interface FetchWatchOptions {
   /** Whether the group assigned this member no partition at all; by default it is taken to have some. */
   readonly unassigned?: () => boolean
   /**
+   * Called once when the member has had no partition for `silenceMs` (again only after it had some):
+   * a standby to the group, yet also what every member sees when the group's leader assigns nothing.
+   */
+  readonly onUnassigned?: () => void
+  /**
    * The assigned partitions' positions and ends (a broker round trip); without it only silence is
    * watched. A failed look is skipped.
    */
@@ -182,6 +187,8 @@ export interface FetchWatchOptions {
  */
 export function watchFetchLoop(stream: KafkaStream, options: FetchWatchOptions): () => void {
   let since = performance.now()
+  /** Since when the member has had no partition, and whether that was reported. */
+  let unassigned: { readonly since: number; reported: boolean } | undefined
   const answered = (): void => {
     since = performance.now()
   }
@@ -229,6 +236,14 @@ export function watchFetchLoop(stream: KafkaStream, options: FetchWatchOptions):
         buffered: stream.readableLength,
         capacity: stream.readableHighWaterMark,
         silentForMs: performance.now() - since,
+      }
+      if (!state.unassigned) unassigned = undefined
+      else {
+        unassigned ??= { since: performance.now(), reported: false }
+        if (!unassigned.reported && performance.now() - unassigned.since >= options.silenceMs) {
+          unassigned.reported = true
+          options.onUnassigned?.()
+        }
       }
       if (isFetchLoopStalled(state, options.silenceMs)) {
         stop()

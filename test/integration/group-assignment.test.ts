@@ -77,6 +77,9 @@ test('a member that reads nothing, leading the group, does not keep the partitio
     sessionTimeoutMs: 6000,
     heartbeatIntervalMs: 500,
   })
+  // Whether it led the generations the reading member joined: the test means nothing otherwise.
+  const led: boolean[] = []
+  idle.on('consumer:group:join', (event: { isLeader?: boolean }) => led.push(event.isLeader === true))
   const writer = sourceWriter(config)
   try {
     await idle.joinGroup({})
@@ -90,6 +93,10 @@ test('a member that reads nothing, leading the group, does not keep the partitio
       60_000,
     )
     assert.deepEqual([...handled].sort(), [...keys].sort())
+    assert.ok(
+      led.length >= 2 && led.every(Boolean),
+      `the idle member led every generation (${led.join(', ')})`,
+    )
   } finally {
     await writer.close()
     await idle.close(true).catch(() => undefined)
@@ -120,4 +127,6 @@ test('a member given no partition (more members than partitions) is not replaced
     await writer.close()
   }
   assert.equal(stalls(), 0, `still no member replaced; warnings: ${warnings.join(' | ')}`)
+  const standby = warnings.filter((w) => w.includes('no partition assigned to this member'))
+  assert.equal(standby.length, 1, `the standby said so once; warnings: ${warnings.join(' | ')}`)
 })

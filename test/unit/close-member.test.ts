@@ -55,3 +55,20 @@ test('the caller goes on at the deadline while the close keeps being tried, and 
   assert.equal(m.calls(), 4, 'tried again in the background, up to the attempts')
   assert.deepEqual(failures.at(-1), [4, true])
 })
+
+test('once the service is stopping, a failed close is not tried again', async () => {
+  const m = member(10)
+  const stopping = new AbortController()
+  stopping.abort()
+  const failures: Array<[number, boolean]> = []
+  await closeMember(m.consumer, {
+    deadlineMs: 1000,
+    retryMs: 10,
+    attempts: 5,
+    signal: stopping.signal,
+    onFailure: (_error, attempt, last) => failures.push([attempt, last]),
+  })
+  await sleep(100)
+  assert.equal(m.calls(), 1)
+  assert.deepEqual(failures, [[1, true]])
+})

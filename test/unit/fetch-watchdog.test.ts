@@ -37,15 +37,20 @@ test('the watchdog leaves a member without partitions alone, and counts silence 
   const stream = Object.assign(new EventEmitter(), { readableLength: 0, readableHighWaterMark: 100 })
   let unassigned = true
   const stalls: string[] = []
+  let standby = 0
   const stop = watchFetchLoop(stream as unknown as KafkaStream, {
     silenceMs: 200,
     paused: () => false,
     unassigned: () => unassigned,
+    onUnassigned: () => {
+      standby++
+    },
     onStall: (what) => stalls.push(what),
   })
   try {
     await sleep(500)
     assert.deepEqual(stalls, [], 'no fetch is expected without partitions')
+    assert.equal(standby, 1, 'told once that the member has had no partition for the window')
     unassigned = false
     await sleep(120)
     assert.deepEqual(stalls, [], 'the silence before the assignment does not count')

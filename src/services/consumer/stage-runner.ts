@@ -119,10 +119,15 @@ export function startStage(options: StageOptions): Stage {
         highWaterMark: options.maxBatch,
       })
       let mine: KafkaStream | undefined
+      // Set once this member is being closed: a close may still be retried in the background, and
+      // what its client reports then is about a member the stage already left behind.
+      let retired = false
       // The client reports a failed background rejoin (after a heartbeat error) as an 'error' event:
       // unheard, it kills the process (seen when Redis and Kafka restarted). The member is unusable
       // then, so its stream is closed and the loop joins again with a fresh one.
       consumer.on('error', (error: unknown) => {
+        // Kept listening even when retired: an 'error' event nobody hears kills the process.
+        if (retired) return
         options.logger.warn(
           { stage: options.name, group: options.groupId },
           `${options.name}: group membership failed (${describeError(error)}); rejoining`,
@@ -132,6 +137,7 @@ export function startStage(options: StageOptions): Stage {
       // A member that fails silently (no heartbeat answered, or fetches no longer answered while it
       // should be reading) would hold its partitions for ever with lag growing: replace it.
       const stalled = (what: string, starved: readonly PartitionPosition[] = []): void => {
+        if (retired) return
         acted.remember(starved)
         options.logger.warn(
           { stage: options.name, group: options.groupId, code: ErrorCodes.KAFKA_CONSUMER_STALLED },
@@ -154,9 +160,14 @@ export function startStage(options: StageOptions): Stage {
         watchFetchLoop(watched, {
           silenceMs: options.config.CONSUMER_STALL_TIMEOUT_MS,
           paused: () => paused,
-          // An array once the group answered (empty when there were more members than partitions);
-          // null before, which is judged as usual.
+          // An array once the group answered, empty when it gave this member nothing; null before,
+          // which is judged as usual.
           unassigned: () => consumer.assignments?.every((a) => a.partitions.length === 0) ?? false,
+          onUnassigned: () =>
+            options.logger.warn(
+              { stage: options.name, group: options.groupId },
+              `${options.name}: no partition assigned to this member for ${Math.round(options.config.CONSUMER_STALL_TIMEOUT_MS / 1000)} s; it waits as a standby (more members than partitions). If every member of ${options.groupId} says so, the group's leader assigns nothing: restart the consumers`,
+            ),
           positions: async () => acted.unjudged(await assignedPositions(consumer, watched)),
           activity: () => ({ ...progress }),
           onStall: stalled,
@@ -196,18 +207,27 @@ export function startStage(options: StageOptions): Stage {
         }
       } finally {
         stream = undefined
+        retired = true
         // Bounded: a member whose broker went away may never finish leaving, and a stage waiting on it
-        // would never join again (chaos runs ended with consumers silent after a broker restart). The
-        // abandoned member's session then expires on the broker.
+        // would never join again (chaos runs ended with consumers silent after a broker restart).
         await closeMember(consumer, {
           deadlineMs: CLOSE_DEADLINE_MS,
           retryMs: CLOSE_RETRY_MS,
           attempts: CLOSE_ATTEMPTS,
-          onFailure: (error, attempt, last) =>
+          signal: stopping.signal,
+          onFailure: (error, attempt, last) => {
+            const next = last
+              ? 'given up: it may stay in the group, with no partition (see assignor.ts), until the process ends'
+              : attempt === 0
+                ? stopping.signal.aborted
+                  ? 'the stage stops without it'
+                  : 'joining again with a new member while it closes'
+                : `trying again in ${CLOSE_RETRY_MS / 1000} s`
             options.logger.warn(
               { stage: options.name, group: options.groupId, attempt },
-              `${options.name}: closing the old group member: ${describeError(error)}; ${last ? 'given up: it stays in the group until its session expires or it leaves' : attempt === 0 ? 'joining again with a new member while it closes' : `trying again in ${CLOSE_RETRY_MS / 1000} s`}`,
-            ),
+              `${options.name}: closing the old group member: ${describeError(error)}; ${next}`,
+            )
+          },
         })
       }
       if (!stopping.signal.aborted) {
