@@ -82,6 +82,11 @@ export const envSpec = {
     doc: 'Redis for state, idempotency and leases. When set, the local launcher starts no Redis.',
     schema: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   },
+  REDIS_STARTUP_TIMEOUT_MS: {
+    expected: 'milliseconds between 0 and 86400000',
+    doc: 'How long a starting service waits for an unreachable Redis (reconnecting, with one warning), before it exits 1 with the last error. 0: no wait.',
+    schema: wholeNumber(0, 86_400_000, 300_000),
+  },
   PIPELINE_REDIS_PREFIX: {
     expected: 'a key prefix ([A-Za-z0-9._:-], at most 100 characters), e.g. pipeline',
     doc: 'Prefix of every Redis key the services write: two deployments can share one Redis.',

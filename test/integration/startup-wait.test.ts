@@ -1,7 +1,8 @@
 /**
  * A service started while Kafka cannot be reached waits for it (a warning per attempt, not ready
  * meanwhile) and comes up once the broker answers; after `KAFKA_STARTUP_TIMEOUT_MS` it gives up with
- * the last error. A stop signal during a wait for Kafka or Redis at start-up ends it: exit 0. The broker is taken off the network with a TCP proxy in front of its bootstrap
+ * the last error, and so does a service that cannot reach Redis within `REDIS_STARTUP_TIMEOUT_MS`. A
+ * stop signal during a wait for Kafka or Redis at start-up ends it: exit 0. The broker is taken off the network with a TCP proxy in front of its bootstrap
  * address (the client reaches the broker's advertised address only through the metadata it gets there).
  */
 import assert from 'node:assert/strict'
@@ -10,6 +11,7 @@ import { ErrorCodes } from '../../src/errors.ts'
 import { freePort } from '../../src/infra/ports.ts'
 import { type ConsumerService, startConsumerService } from '../../src/services/consumer/service.ts'
 import { createProducerRuntime } from '../../src/services/producer/service.ts'
+import { connectRedis } from '../../src/state/redis.ts'
 import { type PipelineFixture, pipelineFixture } from '../helpers/consumer.ts'
 import { consumerEnv } from '../helpers/consumer-process.ts'
 import { testInfra } from '../helpers/env.ts'
@@ -95,6 +97,56 @@ test('producer: gives up after KAFKA_STARTUP_TIMEOUT_MS with the last error', as
   }
 })
 
+test('producer: gives up on an unreachable Redis after REDIS_STARTUP_TIMEOUT_MS, naming the error, not the password', async () => {
+  const nobody = await freePort()
+  const logs = captureLogs('producer')
+  const started = Date.now()
+  await assert.rejects(
+    createProducerRuntime(
+      {
+        ...fixture.config,
+        REDIS_URL: `redis://pipeline:sekret@127.0.0.1:${nobody}`,
+        REDIS_STARTUP_TIMEOUT_MS: 2000,
+      },
+      logs.logger,
+      { prefix: fixture.prefix },
+    ),
+    (error: Error & { code?: string }) => {
+      assert.equal(error.code, ErrorCodes.REDIS_UNREACHABLE)
+      assert.match(
+        error.message,
+        new RegExp(
+          `^Redis not reachable at redis://pipeline:\\*\\*\\*@127\\.0\\.0\\.1:${nobody} within 2000 ms`,
+        ),
+      )
+      assert.match(error.message, /ECONNREFUSED/)
+      assert.doesNotMatch(error.message, /sekret/)
+      return true
+    },
+  )
+  assert.ok(Date.now() - started < 10_000, 'within the configured wait, not the default 5 min')
+  assert.ok(
+    logs.messages().some((message) => message.startsWith('Redis connection problem')),
+    'it warned while it waited',
+  )
+})
+
+test('REDIS_STARTUP_TIMEOUT_MS=0: a reachable Redis is used, an unreachable one fails at its first error', async () => {
+  const logger = captureLogs('producer').logger
+  const redis = await connectRedis(testInfra.redisUrl, logger, { waitMs: 0 })
+  try {
+    assert.equal(await redis.ping(), 'PONG')
+  } finally {
+    await redis.close()
+  }
+  const nobody = await freePort()
+  const started = Date.now()
+  await assert.rejects(connectRedis(`redis://127.0.0.1:${nobody}`, logger, { waitMs: 0 }), {
+    code: ErrorCodes.REDIS_UNREACHABLE,
+  })
+  assert.ok(Date.now() - started < 2000, 'at the first refused connection')
+})
+
 /** Starts `pipeline <command>` as a process on the test's state, `env` over the fixture's. */
 function serviceProcess(command: string, env: Record<string, string>): PipelineProcess {
   return new PipelineProcess(command, {
@@ -106,7 +158,7 @@ function serviceProcess(command: string, env: Record<string, string>): PipelineP
 /** Once `service` logs `waiting`, SIGTERM: it exits 0 and says it stopped during start-up. */
 async function stopsDuringStartUp(service: PipelineProcess, waiting: RegExp): Promise<void> {
   await service.waitForLog(waiting)
-  // The wait for Kafka lasts 5 min by default, the one for Redis has no end; the stop gives up after 20 s.
+  // The waits for Kafka and Redis last 5 min by default; the stop gives up after 20 s.
   assert.equal(await service.stop('SIGTERM', 20_000), 'exit 0')
   const said = `${service.name} stopped during start-up`
   assert.ok(

@@ -114,7 +114,10 @@ export async function startConsumerService(
   resources.add(() => health.close())
   const closeAll = () => resources.closeAll()
   try {
-    const redis = await connectRedis(config.REDIS_URL, logger, stopping)
+    const redis = await connectRedis(config.REDIS_URL, logger, {
+      signal: stopping,
+      waitMs: config.REDIS_STARTUP_TIMEOUT_MS,
+    })
     resources.add(() => redis.close())
     redisReady = () => redis.isReady
 

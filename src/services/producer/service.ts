@@ -73,7 +73,10 @@ export async function createProducerRuntime(
   resources.add(() => health.close())
   const close = () => resources.closeAll()
   try {
-    const redis = await connectRedis(config.REDIS_URL, logger, stopping)
+    const redis = await connectRedis(config.REDIS_URL, logger, {
+      signal: stopping,
+      waitMs: config.REDIS_STARTUP_TIMEOUT_MS,
+    })
     resources.add(() => redis.close())
     redisReady = () => redis.isReady
 
