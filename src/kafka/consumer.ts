@@ -101,27 +101,26 @@ export interface CloseMemberOptions {
 }
 
 /**
- * Closes a group member (leaving the group) and resolves once it left, or after `deadlineMs`, whichever
- * comes first; never rejects. A close that fails is tried again in the background (not once `signal`
- * aborted): the client's close can fail closing the member's streams or connections, before it stops
- * heartbeats, and such a member lingers in the group with no stream, answering heartbeats, until its
- * client is closed.
+ * Closes a group member (leaving the group) and resolves once its first try ended, or after
+ * `deadlineMs`, whichever comes first; never rejects. A try that fails is repeated in the background
+ * (not once `signal` aborted), so the caller joins again at once: the client's close can fail closing
+ * the member's streams or connections, before it stops heartbeats, and such a member lingers in the
+ * group with no stream, answering heartbeats, until its client is closed.
  */
 export async function closeMember(consumer: KafkaConsumer, options: CloseMemberOptions): Promise<void> {
-  const attempt = async (n: number): Promise<void> => {
-    try {
-      await consumer.close(true)
-    } catch (error) {
-      const last = n >= options.attempts || options.signal?.aborted === true
-      options.onFailure(error, n, last)
-      if (last) return
-      // Unref'd: the pause alone does not keep a process alive.
-      await sleep(options.retryMs, undefined, { ref: false })
-      await attempt(n + 1)
-    }
+  const failed = (error: unknown, attempt: number): void => {
+    const last = attempt >= options.attempts || options.signal?.aborted === true
+    options.onFailure(error, attempt, last)
+    if (!last) void again(attempt + 1)
   }
-  await withDeadline(attempt(1), options.deadlineMs, 'closing a consumer group member').catch(
-    (error: unknown) => options.onFailure(error, 0, false),
+  const again = async (attempt: number): Promise<void> => {
+    // Unref'd: the pause alone does not keep a process alive.
+    await sleep(options.retryMs, undefined, { ref: false })
+    await consumer.close(true).catch((error: unknown) => failed(error, attempt))
+  }
+  const first = consumer.close(true).catch((error: unknown) => failed(error, 1))
+  await withDeadline(first, options.deadlineMs, 'closing a consumer group member').catch((error: unknown) =>
+    options.onFailure(error, 0, false),
   )
 }
 
