@@ -6,16 +6,14 @@
  * broker restart: every partition of the refresh topic unassigned for minutes.
  */
 import assert from 'node:assert/strict'
-import { Writable } from 'node:stream'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../../src/config/env.ts'
 import { createConsumer } from '../../src/kafka/consumer.ts'
-import { createLogger } from '../../src/observability/logger.ts'
 import { type Stage, startStage } from '../../src/services/consumer/stage-runner.ts'
 import { createSourceTopics } from '../helpers/consumer-process.ts'
 import { uniqueName } from '../helpers/env.ts'
-import { testConfig } from '../helpers/producer.ts'
+import { captureLogs, testConfig } from '../helpers/producer.ts'
 import { sourceWriter } from '../helpers/sources.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -24,22 +22,11 @@ after(async () => {
   await Promise.all(stages.map((stage) => stage.stop()))
 })
 
-/** A logger whose warnings are kept, to tell whether a stage was replaced. */
-function keptLogger() {
-  const warnings: string[] = []
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      const line = JSON.parse(String(chunk)) as { level: number; msg: string }
-      if (line.level >= 40) warnings.push(line.msg)
-      done()
-    },
-  })
-  return { logger: createLogger({ service: 'test', destination, pretty: false, level: 'info' }), warnings }
-}
-
 /** The stages of this file: members of `groupId` reading the customer topic, noting each record's key and each stall. */
 function readers(config: Config, groupId: string) {
-  const { logger, warnings } = keptLogger()
+  const { logger, lines } = captureLogs()
+  /** Warnings and errors logged so far, to tell whether a stage was replaced. */
+  const warnings = () => lines.filter((line) => Number(line.level) >= 40).map((line) => line.msg)
   const handled = new Set<string>()
   let stalls = 0
   const join = async (): Promise<Stage> => {
@@ -118,7 +105,7 @@ test('a member given no partition (more members than partitions) is not replaced
   await join()
   // Several windows with one member holding the only partition and the other none.
   await sleep(silenceMs * 4)
-  assert.equal(stalls(), 0, `no member replaced; warnings: ${warnings.join(' | ')}`)
+  assert.equal(stalls(), 0, `no member replaced; warnings: ${warnings().join(' | ')}`)
   const writer = sourceWriter(config)
   try {
     await writer.writeRaw(config.TOPIC_CUSTOMERS, 'k', 'x')
@@ -126,7 +113,7 @@ test('a member given no partition (more members than partitions) is not replaced
   } finally {
     await writer.close()
   }
-  assert.equal(stalls(), 0, `still no member replaced; warnings: ${warnings.join(' | ')}`)
-  const standby = warnings.filter((w) => w.includes('no partition assigned to this member'))
-  assert.equal(standby.length, 1, `the standby said so once; warnings: ${warnings.join(' | ')}`)
+  assert.equal(stalls(), 0, `still no member replaced; warnings: ${warnings().join(' | ')}`)
+  const standby = warnings().filter((w) => w.includes('no partition assigned to this member'))
+  assert.equal(standby.length, 1, `the standby said so once; warnings: ${warnings().join(' | ')}`)
 })
