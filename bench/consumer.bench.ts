@@ -46,6 +46,7 @@ import { createMemoryCgroup, type MemoryCgroup } from './cgroup.ts'
 import { withBenchInfra } from './infra.ts'
 import {
   busyShare,
+  cpuCeiling,
   infraCpuSeconds,
   infraPids,
   machineTicks,
@@ -540,6 +541,7 @@ function report(results: readonly RunResult[]): void {
         `${stage} ${b.count} batches, ${b.seconds.toFixed(1)} s in them (${(b.count > 0 ? (1000 * b.seconds) / b.count : 0).toFixed(0)} ms each)`,
     )
     out(`  A: ${refreshes} refresh requests published; views evaluated: ${evaluated}; ${stages.join(', ')}`)
+    out(`  A: ${cpuCeiling(r.views / r.settledSeconds, r.machineBusyA, 'views/s', VIEWS_TARGET_PER_SECOND)}`)
     out(
       `  B: the consumer used ${r.consumerCpuB.toFixed(2)} CPU s ` +
         `(${r.fanoutViews > 0 ? Math.round((1e6 * r.consumerCpuB) / r.fanoutViews) : 0} µs per re-delivered view)`,

@@ -51,6 +51,21 @@ export function busyShare(before: MachineTicks | undefined, after: MachineTicks 
   return (after.busy - before.busy) / (after.total - before.total)
 }
 
+/**
+ * What a phase's rate could be at most on this machine: the rate it made, divided by the share of
+ * all cores the machine was busy meanwhile. The CPU the work took (every process on the machine
+ * counted) then fills every core with no wait left, so no overlap or concurrency can beat it
+ * without cutting that CPU. A line for the bench's output; empty when the share is unknown.
+ */
+export function cpuCeiling(perSecond: number, busy: number, unit: string, target: number): string {
+  if (!(busy > 0)) return ''
+  const ceiling = perSecond / busy
+  return (
+    `at most ${Math.round(ceiling)} ${unit} on this machine for the CPU this work took ` +
+    `(all cores busy, no wait: ${(ceiling / target).toFixed(2)} of the target)`
+  )
+}
+
 /** Pids of the processes whose command line (arguments joined by spaces) satisfies `test`. */
 export async function findProcesses(test: (commandLine: string) => boolean): Promise<number[]> {
   const pids: number[] = []
