@@ -221,7 +221,7 @@ export const envSpec = {
   },
   SOURCE_SCAN_THREADS: {
     expected: 'a whole number between 0 and 16',
-    doc: 'Worker threads that parse, validate and hash source pages (each source scan runs on one); 0 does it on the main thread.',
+    doc: 'Worker threads that fetch, parse, validate and hash source pages. A listing paged by `page`/`pageSize`/`total` is read by two of them at once (every other page each) once its first page is in; other listings run on one. 0 does it all on the main thread.',
     schema: wholeNumber(0, 16, 2),
   },
   MAX_DELETE_RATIO: {

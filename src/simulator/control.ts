@@ -82,6 +82,7 @@ export const datasetBody = z.strictObject({
 export const faultRule = z
   .strictObject({
     path: z.enum(['/customers', '/products']).exactOptional(),
+    page: z.number().int().min(1).exactOptional(),
     status: z.number().int().min(100).max(599).exactOptional(),
     count: z.number().int().min(1).exactOptional(),
     delayMs: z.number().int().min(0).max(3_600_000).exactOptional(),
@@ -93,7 +94,7 @@ export const faultRule = z
     slowBodyChunks: z.number().int().min(1).max(10_000).exactOptional(),
     invalidRecords: z.number().int().min(1).max(10_000).exactOptional(),
   })
-  .refine((rule) => Object.keys(rule).some((key) => key !== 'path' && key !== 'count'), {
+  .refine((rule) => Object.keys(rule).some((key) => key !== 'path' && key !== 'page' && key !== 'count'), {
     message: 'a fault rule needs at least one effect (status, delayMs, body, drop, …)',
   })
 

@@ -10,6 +10,11 @@ export type SourcePath = '/customers' | '/products'
 export interface FaultRule {
   /** Only requests to this path; every source path when absent. */
   readonly path?: SourcePath
+  /**
+   * Only requests for this page (their `page` parameter; none is page 1): a fault on one page of a
+   * listing whose pages are read in parallel.
+   */
+  readonly page?: number
   /** Answer with this status (a JSON error body unless `body` is given; the normal body for 2xx). */
   readonly status?: number
   /** Apply to this many matching requests, then retire; forever when absent. */
@@ -70,11 +75,15 @@ export class FaultBook {
   }
 
   /**
-   * The rule a request to `path` gets, consuming one use of it; a rule whose count is spent is removed.
-   * Undefined when no rule matches.
+   * The rule a request to `path` with query string `query` gets, consuming one use of it; a rule
+   * whose count is spent is removed. Undefined when no rule matches.
    */
-  take(path: string): ActiveFault | undefined {
-    const index = this.#rules.findIndex((fault) => fault.rule.path === undefined || fault.rule.path === path)
+  take(path: string, query = ''): ActiveFault | undefined {
+    const page = Number(new URLSearchParams(query).get('page') ?? '1')
+    const index = this.#rules.findIndex(
+      ({ rule }) =>
+        (rule.path === undefined || rule.path === path) && (rule.page === undefined || rule.page === page),
+    )
     const fault = this.#rules[index]
     if (fault === undefined) return undefined
     fault.hits++

@@ -177,7 +177,7 @@ class SourceServer {
       this.#reply(res, entry, { status: 401, headers, body: errorBody('missing or wrong Bearer token') })
       return
     }
-    const fault = this.#sim.takeFault(path)
+    const fault = this.#sim.takeFault(path, query)
     if (fault === undefined) {
       this.#reply(res, entry, this.#listing(req, name, query, ifNoneMatch, {}))
       return

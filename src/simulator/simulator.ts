@@ -196,9 +196,9 @@ export class Simulator {
     this.#faults.clear()
   }
 
-  /** The rule a request to `path` gets (consuming one use), if any. */
-  takeFault(path: string): ActiveFault | undefined {
-    return this.#faults.take(path)
+  /** The rule a request to `path` with query string `query` gets (consuming one use), if any. */
+  takeFault(path: string, query?: string): ActiveFault | undefined {
+    return this.#faults.take(path, query)
   }
 
   get log(): RequestLog {

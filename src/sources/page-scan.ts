@@ -9,7 +9,7 @@ import { envelopeJson } from '../domain/envelope.ts'
 import { type EntityName, validateRecord } from '../domain/records.ts'
 import { type ErrorCode, ErrorCodes, PipelineError } from '../errors.ts'
 import { parseBody } from './body.ts'
-import { parsePage } from './pagination.ts'
+import { type PageNumbers, parsePage } from './pagination.ts'
 
 /** A record that failed validation, with what the DLQ needs to explain it. */
 export interface InvalidRecord {
@@ -44,6 +44,8 @@ export interface PackedRecords {
   readonly keyLengths: Int32Array
   readonly envelopes: Uint8Array
   readonly ends: Int32Array
+  /** Each record's position among the page's items. */
+  readonly positions: Int32Array
 }
 
 /** One page's outcome. */
@@ -52,11 +54,24 @@ export interface PageRecords {
   readonly invalid: InvalidRecord[]
   /** Items the page listed, valid or not. */
   readonly fetched: number
+  /** Where the page was read. */
+  readonly url: string
+  /**
+   * The page's body. A listing scanned on two threads can repeat an id across them, which only the
+   * main thread sees: it reads the later occurrence's raw record from here to dead-letter it.
+   */
+  readonly body: Uint8Array
 }
 
 /** A page read far enough to know where the listing goes on. */
 export type ReadPage =
-  | { readonly ok: true; readonly next: string | undefined; readonly records: () => PageRecords }
+  | {
+      readonly ok: true
+      readonly next: string | undefined
+      /** Set when the listing is paged by numbers alone (see `parsePage`). */
+      readonly numbers: PageNumbers | undefined
+      readonly records: () => PageRecords
+    }
   | { readonly ok: false; readonly code: ErrorCode; readonly message: string }
 
 /** Longest id shown for an invalid record (in its log line and DLQ key); the payload keeps it whole. */
@@ -70,6 +85,19 @@ function listedId(raw: unknown): string | undefined {
 
 function shownId(id: string | undefined): string | undefined {
   return id !== undefined && id.length > MAX_SHOWN_ID ? `${id.slice(0, MAX_SHOWN_ID)}…` : id
+}
+
+/** The error that fails a scan whose invalid records went over `max` with `item`. */
+export function tooManyInvalid(item: InvalidRecord, max: number): PipelineError {
+  return new PipelineError(
+    ErrorCodes.SOURCE_TOO_MANY_INVALID,
+    `${item.url}: more than ${max} invalid records in one listing (SOURCE_MAX_INVALID_RECORDS), last: ${item.reason}`,
+  )
+}
+
+/** A later occurrence of `id` in one listing, read from `url`: dead-lettered, never published. */
+export function duplicateRecord(raw: unknown, id: string, url: string): InvalidRecord {
+  return { raw, reason: `duplicate id ${shownId(id)} in one listing`, url, id: shownId(id), listedId: id }
 }
 
 /**
@@ -93,39 +121,38 @@ export class PageScan {
     const where = new URL(url)
     let items: readonly unknown[]
     let next: URL | undefined
+    let numbers: PageNumbers | undefined
     try {
       const page = parsePage(parseBody(where, body), where)
       if (!page.ok) return { ok: false, code: ErrorCodes.SOURCE_BAD_SHAPE, message: `${url}: ${page.reason}` }
       items = page.items
       next = page.next
+      numbers = page.numbers
     } catch (error) {
       if (error instanceof PipelineError) return { ok: false, code: error.code, message: error.message }
       throw error
     }
-    return { ok: true, next: next?.href, records: () => this.#records(url, items) }
+    return { ok: true, next: next?.href, numbers, records: () => this.#records(url, body, items) }
   }
 
-  #records(url: string, items: readonly unknown[]): PageRecords {
+  #records(url: string, body: Uint8Array, items: readonly unknown[]): PageRecords {
     const spec = this.#spec
     const invalid: InvalidRecord[] = []
     const addInvalid = (item: InvalidRecord) => {
-      if (this.#invalid >= spec.maxInvalid) {
-        throw new PipelineError(
-          ErrorCodes.SOURCE_TOO_MANY_INVALID,
-          `${item.url}: more than ${spec.maxInvalid} invalid records in one listing (SOURCE_MAX_INVALID_RECORDS), last: ${item.reason}`,
-        )
-      }
+      if (this.#invalid >= spec.maxInvalid) throw tooManyInvalid(item, spec.maxInvalid)
       this.#invalid++
       invalid.push(item)
     }
     let keys = ''
     const keyLengths = new Int32Array(2 * items.length)
     const ends = new Int32Array(items.length)
+    const positions = new Int32Array(items.length)
     let count = 0
     // Not from Node's shared pool: this memory is handed to the other thread whole.
     let bytes = Buffer.allocUnsafeSlow(4096 + 400 * items.length)
     let used = 0
-    for (const raw of items) {
+    for (let position = 0; position < items.length; position++) {
+      const raw = items[position]
       const validation = validateRecord(spec.entity, raw)
       if (!validation.ok) {
         const listed = listedId(raw)
@@ -137,7 +164,7 @@ export class PageScan {
       // hashed) and every later one is dead-lettered with stage `source`, so a source that repeats
       // an id, with the same content or not, is visible and never decides which version is published.
       if (this.#seen.has(id)) {
-        addInvalid({ raw, reason: `duplicate id ${id} in one listing`, url, id, listedId: id })
+        addInvalid(duplicateRecord(raw, id, url))
         continue
       }
       this.#seen.add(id)
@@ -154,6 +181,7 @@ export class PageScan {
       keys += id + hash
       keyLengths[2 * count] = id.length
       keyLengths[2 * count + 1] = hash.length
+      positions[count] = position
       ends[count++] = used
     }
     const records = {
@@ -161,8 +189,9 @@ export class PageScan {
       keyLengths: keyLengths.subarray(0, 2 * count),
       envelopes: bytes.subarray(0, used),
       ends: ends.subarray(0, count),
+      positions: positions.subarray(0, count),
     }
-    return { records, invalid, fetched: items.length }
+    return { records, invalid, fetched: items.length, url, body }
   }
 }
 
@@ -173,17 +202,27 @@ export interface UnpackedRecord {
   readonly record: Buffer
 }
 
-/** Appends the records of `packed` to `into`, in page order. */
-export function unpackRecords(packed: PackedRecords, into: UnpackedRecord[]): void {
-  const { keys, keyLengths, envelopes, ends } = packed
+/**
+ * Appends the records of `packed` to `into`, in page order, except those `keep` refuses (it is
+ * given each record's position among the page's items).
+ */
+export function unpackRecords(
+  packed: PackedRecords,
+  into: UnpackedRecord[],
+  keep?: (id: string, position: number) => boolean,
+): void {
+  const { keys, keyLengths, envelopes, ends, positions } = packed
   let at = 0
   let start = 0
   for (let i = 0; i < ends.length; i++) {
     const idEnd = at + (keyLengths[2 * i] as number)
     const hashEnd = idEnd + (keyLengths[2 * i + 1] as number)
     const end = ends[i] as number
-    const record = Buffer.from(envelopes.buffer, envelopes.byteOffset + start, end - start)
-    into.push({ id: keys.slice(at, idEnd), hash: keys.slice(idEnd, hashEnd), record })
+    const id = keys.slice(at, idEnd)
+    if (keep === undefined || keep(id, positions[i] as number)) {
+      const record = Buffer.from(envelopes.buffer, envelopes.byteOffset + start, end - start)
+      into.push({ id, hash: keys.slice(idEnd, hashEnd), record })
+    }
     at = hashEnd
     start = end
   }

@@ -4,10 +4,38 @@
  * ways to the next page: a `next` link, a `cursor`, or `page`/`pageSize`/`total` numbers.
  */
 
-/** A page understood: its raw records and the URL of the next page, if any. */
+/** The numbers of a page of a listing paged by `page`/`pageSize`/`total`. */
+export interface PageNumbers {
+  readonly page: number
+  readonly pageSize: number
+  readonly total: number
+}
+
+/**
+ * A page understood: its raw records and the URL of the next page, if any. `numbers` is set when
+ * the next page comes from the page numbers alone (no link, no cursor): every page's URL is then
+ * known from the first one (see {@link pageUrl}).
+ */
 export type ParsedPage =
-  | { readonly ok: true; readonly items: readonly unknown[]; readonly next: URL | undefined }
+  | {
+      readonly ok: true
+      readonly items: readonly unknown[]
+      readonly next: URL | undefined
+      readonly numbers?: PageNumbers | undefined
+    }
   | { readonly ok: false; readonly reason: string }
+
+/** The URL of page `page` (from 1) of a listing paged by numbers, from any page's URL. */
+export function pageUrl(requestUrl: URL, page: number, pageSize: number): URL {
+  const url = new URL(requestUrl)
+  url.searchParams.set('page', String(page))
+  url.searchParams.set('pageSize', String(pageSize))
+  return url
+}
+
+/** How many pages a listing paged by `numbers` has. */
+export const pageCount = (numbers: PageNumbers): number =>
+  Math.max(1, Math.ceil(numbers.total / numbers.pageSize))
 
 const ITEM_FIELDS = ['items', 'data', 'results', 'records'] as const
 
@@ -37,17 +65,18 @@ function nextFromCursor(cursor: unknown, requestUrl: URL): URL | undefined | fal
   return next
 }
 
-function nextFromPageNumbers(body: Record<string, unknown>, requestUrl: URL): URL | undefined | false {
+function readPageNumbers(body: Record<string, unknown>): PageNumbers | undefined | false {
   const { page, pageSize, total } = body
   if (page === undefined && total === undefined) return undefined
   if (!Number.isInteger(page) || !Number.isInteger(pageSize) || !Number.isInteger(total)) return false
-  const [p, size, count] = [page as number, pageSize as number, total as number]
-  if (size <= 0 || p < 1 || count < 0) return false
-  if (p * size >= count) return undefined
-  const next = new URL(requestUrl)
-  next.searchParams.set('page', String(p + 1))
-  next.searchParams.set('pageSize', String(size))
-  return next
+  const numbers = { page: page as number, pageSize: pageSize as number, total: total as number }
+  if (numbers.pageSize <= 0 || numbers.page < 1 || numbers.total < 0) return false
+  return numbers
+}
+
+function nextFromPageNumbers(numbers: PageNumbers | undefined, requestUrl: URL): URL | undefined {
+  if (numbers === undefined || numbers.page * numbers.pageSize >= numbers.total) return undefined
+  return pageUrl(requestUrl, numbers.page + 1, numbers.pageSize)
 }
 
 /**
@@ -69,16 +98,18 @@ export function parsePage(body: unknown, requestUrl: URL): ParsedPage {
     }
   }
   const items = body[field] as unknown[]
+  const numbers = readPageNumbers(body)
   const candidates: Array<[string, URL | undefined | false]> = [
     ['next', nextFromLink(body.next ?? body.nextPage ?? body.next_page, requestUrl)],
     ['cursor', nextFromCursor(body.cursor ?? body.nextCursor ?? body.next_cursor, requestUrl)],
-    ['page numbers', nextFromPageNumbers(body, requestUrl)],
+    ['page numbers', numbers === false ? false : nextFromPageNumbers(numbers, requestUrl)],
   ]
   for (const [how, next] of candidates) {
     if (next === false) return { ok: false, reason: `the page's ${how} is not usable` }
-    if (next !== undefined) return { ok: true, items, next }
+    if (next !== undefined)
+      return { ok: true, items, next, numbers: how === 'page numbers' ? numbers || undefined : undefined }
   }
-  return { ok: true, items, next: undefined }
+  return { ok: true, items, next: undefined, numbers: numbers || undefined }
 }
 
 function typeName(value: unknown): string {

@@ -10,7 +10,7 @@ import { ErrorCodes, PipelineError } from '../errors.ts'
 import type { SourceSpec } from './catalog.ts'
 import type { RetryInfo } from './http-page.ts'
 import type { PageRecords } from './page-scan.ts'
-import { type ListingEnd, type ScanSettings, scanListing } from './scan.ts'
+import { type ListingEnd, type ScanPart, type ScanSettings, scanListing } from './scan.ts'
 import { type FromWorker, fromWire, type ToWorker } from './scan-protocol.ts'
 
 /** The main thread's part of a scan: abort it, hear of its retries. */
@@ -22,7 +22,9 @@ export interface ScanHooks {
 /** Runs scan loops. */
 export interface PageScanner {
   /**
-   * Scans `source`, handing each page's records to `onPage` in listing order.
+   * Scans `source`, handing each page's records to `onPage` in listing order. Ids are unique within
+   * what one thread read; a listing split between two threads can repeat an id across them, which
+   * `scanSource` finds.
    *
    * @throws {PipelineError} the scan's `PIPELINE_SOURCE_*` error; `SOURCE_SCAN_FAILED` when its
    *   worker died
@@ -43,16 +45,23 @@ export interface PageScanner {
 export function inlineScanner(dispatcher: Dispatcher): PageScanner {
   return {
     scan: (source, settings, hooks, onPage) =>
-      scanListing(source, settings, { ...hooks, dispatcher }, onPage),
+      scanListing(source, settings, { ...hooks, dispatcher }, (page) => onPage(page)),
     ready: async () => undefined,
     close: async () => undefined,
   }
 }
 
 interface Running {
-  readonly onPage: (page: PageRecords) => void
+  readonly onPage: (page: PageRecords, index: number) => void
+  readonly onDelegate: ((part: ScanPart) => void) | undefined
   readonly onRetry: ((info: RetryInfo) => void) | undefined
   readonly done: PromiseWithResolvers<ListingEnd>
+}
+
+/** What one session on a worker reads, and what it may hand back. */
+interface SessionRequest {
+  readonly part?: ScanPart | undefined
+  readonly onDelegate?: ((part: ScanPart) => void) | undefined
 }
 
 // Run as TypeScript from src/, or compiled to dist/ as JavaScript.
@@ -103,11 +112,12 @@ class ScanThread {
     source: SourceSpec,
     settings: ScanSettings,
     hooks: ScanHooks,
-    onPage: (page: PageRecords) => void,
+    onPage: (page: PageRecords, index: number) => void,
+    request: SessionRequest = {},
   ): Promise<ListingEnd> {
     if (this.#dead !== undefined) throw this.#dead
     const done = Promise.withResolvers<ListingEnd>()
-    this.#running.set(session, { onPage, onRetry: hooks.onRetry, done })
+    this.#running.set(session, { onPage, onDelegate: request.onDelegate, onRetry: hooks.onRetry, done })
     if (this.#running.size === 1) this.#worker.ref()
     const abort = () => this.#worker.postMessage({ kind: 'abort', session } satisfies ToWorker)
     hooks.signal?.addEventListener('abort', abort, { once: true })
@@ -118,6 +128,8 @@ class ScanThread {
         session,
         source: { name, entity, url: url.href, token },
         settings,
+        part: request.part,
+        split: request.onDelegate !== undefined,
       }
       this.#worker.postMessage(message)
       if (hooks.signal?.aborted) abort()
@@ -138,8 +150,10 @@ class ScanThread {
     if (running === undefined) return
     switch (message.kind) {
       case 'page':
+      case 'delegate':
         try {
-          running.onPage(fromWire(message.result))
+          if (message.kind === 'page') running.onPage(fromWire(message.result), message.index)
+          else running.onDelegate?.(message.part)
         } catch (error) {
           running.done.reject(error)
           this.#worker.postMessage({ kind: 'abort', session: message.session } satisfies ToWorker)
@@ -175,9 +189,38 @@ export function createScanner(threads: number, dispatcher: Dispatcher): PageScan
 }
 
 /**
+ * Hands pages on in listing order, whichever thread read them first; a page that comes early
+ * waits for those before it.
+ */
+class PageOrder {
+  readonly #onPage: (page: PageRecords) => void
+  readonly #early = new Map<number, PageRecords>()
+  #next = 0
+
+  constructor(onPage: (page: PageRecords) => void) {
+    this.#onPage = onPage
+  }
+
+  /** Pages handed on so far. */
+  get delivered(): number {
+    return this.#next
+  }
+
+  add(page: PageRecords, index: number): void {
+    this.#early.set(index, page)
+    for (let ready = this.#early.get(this.#next); ready !== undefined; ready = this.#early.get(this.#next)) {
+      this.#early.delete(this.#next)
+      this.#next++
+      this.#onPage(ready)
+    }
+  }
+}
+
+/**
  * A pool of `threads` scan workers; a scan goes to the one running the fewest, and a worker that
  * died is replaced for the scans that follow (those it ran fail with `SOURCE_SCAN_FAILED`, and
- * their cycles publish nothing).
+ * their cycles publish nothing). With two threads or more, a listing paged by numbers is read by
+ * two of them at once, every other page each, after its first page.
  */
 export function workerScanner(threads: number): PageScanner {
   let closing = false
@@ -188,12 +231,76 @@ export function workerScanner(threads: number): PageScanner {
     if (!closing && at >= 0) pool[at] = new ScanThread(onExit)
   }
   for (let i = 0; i < threads; i++) pool.push(new ScanThread(onExit))
+  /** The live thread running the fewest scans, another than `besides` if one is alive. */
+  const leastLoaded = (besides?: ScanThread): ScanThread => {
+    const alive = pool.filter((thread) => !thread.dead)
+    const others = alive.filter((thread) => thread !== besides)
+    const candidates = others.length > 0 ? others : alive
+    // All dead: the first one's scan fails with the reason it died.
+    let chosen = candidates[0] ?? (pool[0] as ScanThread)
+    for (const thread of candidates) if (thread.load < chosen.load) chosen = thread
+    return chosen
+  }
   return {
-    scan(source, settings, hooks, onPage) {
-      let chosen = pool[0] as ScanThread
-      for (const thread of pool)
-        if (!thread.dead && (chosen.dead || thread.load < chosen.load)) chosen = thread
-      return chosen.scan(nextSession++, source, settings, hooks, onPage)
+    async scan(source, settings, hooks, onPage) {
+      const order = new PageOrder(onPage)
+      // The first failure of either thread stops both, and is the one reported.
+      const stop = new AbortController()
+      let failure: { error: unknown } | undefined
+      const failed = (error: unknown): never => {
+        failure ??= { error }
+        stop.abort()
+        throw failure.error
+      }
+      const session = {
+        signal: AbortSignal.any([stop.signal, ...(hooks.signal ? [hooks.signal] : [])]),
+        onRetry: hooks.onRetry,
+      }
+      const first = leastLoaded()
+      const others: Promise<ListingEnd>[] = []
+      const onDelegate =
+        pool.length > 1
+          ? (part: ScanPart) => {
+              const other = leastLoaded(first).scan(
+                nextSession++,
+                source,
+                settings,
+                session,
+                (page, index) => order.add(page, index),
+                { part },
+              )
+              const settled = other.catch(failed)
+              // Awaited once the first thread is done; a failure before that must not count as unhandled.
+              settled.catch(() => undefined)
+              others.push(settled)
+            }
+          : undefined
+      let end: ListingEnd
+      try {
+        end = await first
+          .scan(nextSession++, source, settings, session, (page, index) => order.add(page, index), {
+            onDelegate,
+          })
+          .catch(failed)
+        const rest = await Promise.all(others)
+        if (end.kind === 'listing' && rest.length > 0) {
+          const pages = rest.reduce(
+            (sum, part) => sum + (part.kind === 'listing' ? part.pages : 0),
+            end.pages,
+          )
+          end = { ...end, pages }
+        }
+      } catch (error) {
+        await Promise.allSettled(others)
+        throw failure?.error ?? error
+      }
+      if (end.kind === 'listing' && order.delivered !== end.pages) {
+        throw new PipelineError(
+          ErrorCodes.SOURCE_SCAN_FAILED,
+          `${source.url.href}: the scan threads read ${end.pages} pages but ${order.delivered} followed each other`,
+        )
+      }
+      return end
     },
     async ready() {
       await Promise.all(pool.map((thread) => thread.ready))

@@ -7,7 +7,7 @@ import type { EntityName } from '../domain/records.ts'
 import type { ErrorCode } from '../errors.ts'
 import type { RetryInfo } from './http-page.ts'
 import type { InvalidRecord, PageRecords } from './page-scan.ts'
-import type { ListingEnd, ScanSettings } from './scan.ts'
+import type { ListingEnd, ScanPart, ScanSettings } from './scan.ts'
 
 /** Messages from the main thread to a scan worker. */
 export type ToWorker =
@@ -21,13 +21,25 @@ export type ToWorker =
         readonly token: string | undefined
       }
       readonly settings: ScanSettings
+      /** The pages to read; by default the whole listing. */
+      readonly part?: ScanPart | undefined
+      /** Whether the worker may hand half of a listing paged by numbers back (`delegate`). */
+      readonly split: boolean
     }
   | { readonly kind: 'abort'; readonly session: number }
 
 /** Messages from a scan worker to the main thread. */
 export type FromWorker =
   | { readonly kind: 'ready' }
-  | { readonly kind: 'page'; readonly session: number; readonly result: WirePageRecords }
+  | {
+      readonly kind: 'page'
+      readonly session: number
+      /** The page's position in the listing. */
+      readonly index: number
+      readonly result: WirePageRecords
+    }
+  /** Pages of the listing for another worker to read. */
+  | { readonly kind: 'delegate'; readonly session: number; readonly part: ScanPart }
   | { readonly kind: 'retry'; readonly session: number; readonly info: RetryInfo }
   | { readonly kind: 'end'; readonly session: number; readonly end: ListingEnd }
   | {

@@ -27,8 +27,13 @@ function agentFor(timeoutMs: number) {
   return agent
 }
 
+/** An array's memory to transfer: its own, or a copy when it shares memory (Node's small-buffer pool). */
+function transferable(view: Uint8Array): Uint8Array {
+  return view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : new Uint8Array(view)
+}
+
 async function scan(message: Extract<ToWorker, { kind: 'scan' }>): Promise<void> {
-  const { session, source, settings } = message
+  const { session, source, settings, part, split } = message
   const abort = new AbortController()
   aborts.set(session, abort)
   try {
@@ -40,10 +45,15 @@ async function scan(message: Extract<ToWorker, { kind: 'scan' }>): Promise<void>
         signal: abort.signal,
         onRetry: (info) => post({ kind: 'retry', session, info }),
       },
-      (page) => {
-        const result = toWire(page)
-        const { keyLengths, envelopes, ends } = result.records
-        post({ kind: 'page', session, result }, [keyLengths, envelopes, ends].map(ownBuffer))
+      (page, index) => {
+        const result = toWire({ ...page, body: transferable(page.body) })
+        const { keyLengths, envelopes, ends, positions } = result.records
+        const transfer = [keyLengths, envelopes, ends, positions, result.body].map(ownBuffer)
+        post({ kind: 'page', session, index, result }, transfer)
+      },
+      {
+        part,
+        split: split ? (theirs) => post({ kind: 'delegate', session, part: theirs }) : undefined,
       },
     )
     post({ kind: 'end', session, end })

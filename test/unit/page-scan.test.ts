@@ -15,6 +15,7 @@ import {
   type UnpackedRecord,
   unpackRecords,
 } from '../../src/sources/page-scan.ts'
+import { scanSource, splitPages } from '../../src/sources/scan.ts'
 import { inlineScanner, type PageScanner, workerScanner } from '../../src/sources/scan-pool.ts'
 
 const spec: PageScanSpec = {
@@ -136,18 +137,21 @@ const settings = {
   polledAt: spec.polledAt,
 }
 
+/** The CRM source at `base`. */
+const sourceAt = (base: URL) => ({
+  name: 'crm',
+  entity: 'customer' as const,
+  label: 'Customer',
+  url: base,
+  topic: 't',
+  token: undefined,
+})
+
 async function scanAll(
   scanner: PageScanner,
   base: URL,
 ): Promise<{ records: UnpackedRecord[]; invalid: unknown[]; end: unknown }> {
-  const source = {
-    name: 'crm',
-    entity: 'customer' as const,
-    label: 'Customer',
-    url: base,
-    topic: 't',
-    token: undefined,
-  }
+  const source = sourceAt(base)
   const records: UnpackedRecord[] = []
   const invalid: unknown[] = []
   const end = await scanner.scan(source, settings, {}, (page) => {
@@ -247,4 +251,135 @@ test('records larger than the first buffer, and characters of every UTF-8 width,
   const records: UnpackedRecord[] = []
   unpackRecords(read.records().records, records)
   assert.deepEqual(records, raws.map(expected))
+})
+
+test('a listing paged by numbers is shared after its first page: every other page each, the last one following on', () => {
+  const first = new URL('http://source.test/customers?status=active')
+  const numbers = { page: 1, pageSize: 2, total: 9 }
+  const { mine, theirs } = splitPages(first, numbers, 5)
+  const at = (page: number) => ({
+    url: `http://source.test/customers?status=active&page=${page}&pageSize=2`,
+    index: page - 1,
+  })
+  assert.deepEqual(mine, { pages: [at(2), at(4)], follow: false })
+  assert.deepEqual(theirs, { pages: [at(3), at(5)], follow: true })
+  const even = splitPages(first, numbers, 4)
+  assert.deepEqual(even.mine, { pages: [at(2), at(4)], follow: true })
+  assert.deepEqual(even.theirs, { pages: [at(3)], follow: false })
+})
+
+/** `scanSource` over HTTP, on `scanner`. */
+function scanWith(scanner: PageScanner, base: URL, agent: Agent) {
+  return scanSource(sourceAt(base), { ...settings, scanner, dispatcher: agent })
+}
+
+/** Two scan threads and an inline scanner, closed after `work`. */
+async function withScanners(
+  work: (threads: PageScanner, inline: PageScanner, agent: Agent) => Promise<void>,
+) {
+  const agent = new Agent()
+  const threads = workerScanner(2)
+  try {
+    await work(threads, inlineScanner(agent), agent)
+  } finally {
+    await threads.close()
+    await agent.close()
+  }
+}
+
+test('two threads read a listing paged by numbers as one does: same records in listing order, an id repeated across threads dead-lettered with its raw record', async () => {
+  // Pages 2 and 4 go to the thread that read page 1, pages 3 and 5 to the other. Id 4 comes back
+  // on page 5 (another thread than page 2's), id 1 on page 4 (the same thread as page 1's).
+  const again = { ...customer(4, 'changed'), extra: 'kept in the raw record' }
+  const page = (n: number, items: unknown[]) => body({ page: n, pageSize: 2, total: 10, items })
+  const pages = [
+    page(1, [customer(1), customer(2)]),
+    page(2, [customer(3), customer(4)]),
+    page(3, [customer(5), { id: 'bad' }]),
+    page(4, [customer(1, 'again'), customer(7)]),
+    page(5, [again, customer(9)]),
+  ]
+  await withScanners(async (threads, inline, agent) => {
+    await serving(pages, async (base) => {
+      const split = await scanWith(threads, base, agent)
+      const single = await scanWith(inline, base, agent)
+      assert.ok(split.kind === 'listing' && single.kind === 'listing')
+      assert.deepEqual(
+        split.records.map((r) => r.id),
+        ['1', '2', '3', '4', '5', '7', '9'],
+      )
+      assert.deepEqual(split.records, single.records)
+      assert.equal(split.pages, 5)
+      assert.equal(split.fetched, 10)
+      const byReason = (items: readonly InvalidRecord[]) =>
+        [...items].sort((a, b) => a.reason.localeCompare(b.reason))
+      assert.deepEqual(byReason(split.invalid), byReason(single.invalid))
+      const repeated = split.invalid.find((item) => item.id === '4')
+      assert.deepEqual(repeated, {
+        raw: again,
+        reason: 'duplicate id 4 in one listing',
+        url: new URL('?page=5&pageSize=2', base).href,
+        id: '4',
+        listedId: '4',
+      })
+    })
+  })
+})
+
+test('two threads: a listing that grew while read is followed to its end; one that changed its paging fails', async () => {
+  await withScanners(async (threads, _inline, agent) => {
+    // Page 3, the last of 3 when page 1 was read, says there are 4 by now.
+    const grown = [
+      body({ page: 1, pageSize: 2, total: 6, items: [customer(1), customer(2)] }),
+      body({ page: 2, pageSize: 2, total: 6, items: [customer(3), customer(4)] }),
+      body({ page: 3, pageSize: 2, total: 8, items: [customer(5), customer(6)] }),
+      body({ page: 4, pageSize: 2, total: 8, items: [customer(7)] }),
+    ]
+    await serving(grown, async (base) => {
+      const result = await scanWith(threads, base, agent)
+      assert.ok(result.kind === 'listing')
+      assert.deepEqual(
+        result.records.map((r) => r.id),
+        ['1', '2', '3', '4', '5', '6', '7'],
+      )
+      assert.equal(result.pages, 4)
+    })
+    // Page 3 answers as page 2: the listing is not trusted as complete.
+    const shifted = [pagedAt(1, [customer(1)]), pagedAt(2, [customer(2)]), pagedAt(2, [customer(3)])]
+    await serving(shifted, async (base) => {
+      await assert.rejects(
+        scanWith(threads, base, agent),
+        (error: unknown) =>
+          isPipelineError(error, ErrorCodes.SOURCE_BAD_SHAPE) &&
+          /should be page 3 of the listing but says page 2/.test((error as Error).message),
+      )
+    })
+  })
+})
+
+test("two threads: either one's failure fails the scan with its own error; invalid records count across both", async () => {
+  await withScanners(async (threads, _inline, agent) => {
+    const broken = [pagedAt(1, [customer(1)]), pagedAt(2, [customer(2)]), Buffer.from('{"items": [')]
+    await serving(broken, async (base) => {
+      await assert.rejects(scanWith(threads, base, agent), (error: unknown) =>
+        isPipelineError(error, ErrorCodes.SOURCE_NOT_JSON),
+      )
+    })
+    // Two invalid records on each thread's pages: within each thread's cap of 3, over it together.
+    const junk = [pagedAt(1, [customer(1)]), pagedAt(2, [{}, {}]), pagedAt(3, [{}, {}])]
+    await serving(junk, async (base) => {
+      await assert.rejects(scanWith(threads, base, agent), (error: unknown) =>
+        isPipelineError(error, ErrorCodes.SOURCE_TOO_MANY_INVALID),
+      )
+    })
+    // The pool is still usable after both.
+    await serving(
+      [pagedAt(1, [customer(1)]), pagedAt(2, [customer(2)]), pagedAt(3, [customer(3)])],
+      async (base) => {
+        const result = await scanWith(threads, base, agent)
+        assert.ok(result.kind === 'listing')
+        assert.equal(result.records.length, 3)
+      },
+    )
+  })
 })

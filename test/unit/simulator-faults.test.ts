@@ -27,6 +27,16 @@ describe('simulator fault rules', () => {
     assert.equal(book.take('/products'), undefined)
   })
 
+  it('matches by page: the page parameter, none counting as page 1', () => {
+    const book = new FaultBook()
+    book.add([{ path: '/customers', page: 2, status: 500, count: 1 }])
+    assert.equal(book.take('/customers', 'page=3&pageSize=2'), undefined, 'page 3 is left alone')
+    assert.equal(book.take('/customers', ''), undefined, 'no page parameter is page 1')
+    assert.equal(book.take('/customers', 'pageSize=2&page=2')?.rule.status, 500)
+    book.add([{ page: 1, status: 503, count: 1 }])
+    assert.equal(book.take('/products')?.rule.status, 503)
+  })
+
   it('keeps a rule without count forever and lets the first match win', () => {
     const book = new FaultBook()
     book.add([
