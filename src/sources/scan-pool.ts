@@ -13,10 +13,12 @@ import type { PageRecords } from './page-scan.ts'
 import { type ListingEnd, type ScanPart, type ScanSettings, scanListing } from './scan.ts'
 import { type FromWorker, fromWire, type ToWorker } from './scan-protocol.ts'
 
-/** The main thread's part of a scan: abort it, hear of its retries. */
+/** The main thread's part of a scan: abort it, hear of its retries, keep it on one thread. */
 export interface ScanHooks {
   readonly signal?: AbortSignal | undefined
   readonly onRetry?: ((info: RetryInfo) => void) | undefined
+  /** Read the pages in listing order on one thread, even a listing paged by numbers. */
+  readonly inOrder?: boolean | undefined
 }
 
 /** Runs scan loops. */
@@ -44,8 +46,8 @@ export interface PageScanner {
 /** Scans on the calling thread, fetching through `dispatcher`. */
 export function inlineScanner(dispatcher: Dispatcher): PageScanner {
   return {
-    scan: (source, settings, hooks, onPage) =>
-      scanListing(source, settings, { ...hooks, dispatcher }, (page) => onPage(page)),
+    scan: (source, settings, { signal, onRetry }, onPage) =>
+      scanListing(source, settings, { signal, onRetry, dispatcher }, (page) => onPage(page)),
     ready: async () => undefined,
     close: async () => undefined,
   }
@@ -220,7 +222,7 @@ class PageOrder {
  * A pool of `threads` scan workers; a scan goes to the one running the fewest, and a worker that
  * died is replaced for the scans that follow (those it ran fail with `SOURCE_SCAN_FAILED`, and
  * their cycles publish nothing). With two threads or more, a listing paged by numbers is read by
- * two of them at once, every other page each, after its first page.
+ * two of them at once, every other page each, after its first page (unless `inOrder`).
  */
 export function workerScanner(threads: number): PageScanner {
   let closing = false
@@ -259,7 +261,7 @@ export function workerScanner(threads: number): PageScanner {
       const first = leastLoaded()
       const others: Promise<ListingEnd>[] = []
       const onDelegate =
-        pool.length > 1
+        pool.length > 1 && hooks.inOrder !== true
           ? (part: ScanPart) => {
               const other = leastLoaded(first).scan(
                 nextSession++,

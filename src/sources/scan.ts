@@ -5,9 +5,12 @@
  * validated, so the source prepares it meanwhile (one page ahead, never more). The loop runs on a
  * scan worker thread in the service (see scan-pool.ts), or inline. A listing paged by numbers
  * alone can be split after its first page: every page's URL is then known, and two threads each
- * read every other page.
+ * read every other page. Read out of order, a listing that changes meanwhile could hide a record
+ * (an insert shifts one from a page not yet read to one already read) and so delete it: every page
+ * must then report the first page's numbers, and if one does not, the listing is read again in
+ * order on one thread, as a listing paged otherwise always is.
  */
-import { ErrorCodes, PipelineError } from '../errors.ts'
+import { ErrorCodes, isPipelineError, PipelineError } from '../errors.ts'
 import { parseBody } from './body.ts'
 import type { SourceSpec } from './catalog.ts'
 import type { ScannedRecord } from './change-detection.ts'
@@ -68,6 +71,8 @@ export interface ScanOptions
   readonly scanner: PageScanner
   /** The poll time written into each envelope; default now. */
   readonly polledAt?: string | undefined
+  /** Hears that a listing read on two threads changed meanwhile and is read again on one. */
+  readonly onRescan?: ((reason: string) => void) | undefined
 }
 
 /**
@@ -76,7 +81,17 @@ export interface ScanOptions
  * @throws {PipelineError} `PIPELINE_SOURCE_*` when any page fails: the cycle then publishes nothing
  */
 export async function scanSource(source: SourceSpec, options: ScanOptions): Promise<ScanResult> {
-  const { scanner, dispatcher, signal, onRetry, ...rest } = options
+  try {
+    return await scanOnce(source, options, false)
+  } catch (error) {
+    if (!isPipelineError(error, ErrorCodes.SOURCE_LISTING_CHANGED)) throw error
+    options.onRescan?.(error.message)
+    return scanOnce(source, options, true)
+  }
+}
+
+async function scanOnce(source: SourceSpec, options: ScanOptions, inOrder: boolean): Promise<ScanResult> {
+  const { scanner, dispatcher, signal, onRetry, onRescan: _, ...rest } = options
   const records: ScannedRecord<Buffer>[] = []
   const invalid: InvalidRecord[] = []
   let fetched = 0
@@ -87,7 +102,7 @@ export async function scanSource(source: SourceSpec, options: ScanOptions): Prom
     if (invalid.length >= settings.maxInvalid) throw tooManyInvalid(item, settings.maxInvalid)
     invalid.push(item)
   }
-  const end = await scanner.scan(source, settings, { signal, onRetry }, (page) => {
+  const end = await scanner.scan(source, settings, { signal, onRetry, inOrder }, (page) => {
     for (const item of page.invalid) addInvalid(item)
     let items: readonly unknown[] | undefined
     const repeated: InvalidRecord[] = []
@@ -121,37 +136,29 @@ export interface PlannedPage {
 }
 
 /**
- * The part of a listing one scan loop reads: the planned pages, in listing order, then (with
- * `follow`) the pages the last of them links to.
+ * The part of a listing paged by numbers one scan loop reads: pages planned from the first page's
+ * `numbers`, in listing order. Each must report those numbers.
  */
 export interface ScanPart {
   readonly pages: readonly PlannedPage[]
-  readonly follow: boolean
+  readonly numbers: PageNumbers
 }
 
 /** How {@link scanListing} may share a listing paged by numbers with another thread. */
 export type SplitListing = (theirs: ScanPart) => void
 
 /**
- * After the first page of a listing of `count` pages paged by numbers, the pages left (2 to
- * `count`) shared every other one: `mine` starts with page 2, `theirs` with page 3, and whichever
- * holds the last page follows its links, if it has any by then.
+ * After the first page of a listing paged by `numbers`, its other pages shared every other one:
+ * `mine` starts with page 2, `theirs` with page 3.
  */
-export function splitPages(
-  firstUrl: URL,
-  numbers: PageNumbers,
-  count: number,
-): { mine: ScanPart; theirs: ScanPart } {
+export function splitPages(firstUrl: URL, numbers: PageNumbers): { mine: ScanPart; theirs: ScanPart } {
   const mine: PlannedPage[] = []
   const theirs: PlannedPage[] = []
-  for (let page = 2; page <= count; page++) {
+  for (let page = 2; page <= pageCount(numbers); page++) {
     const planned = { url: pageUrl(firstUrl, page, numbers.pageSize).href, index: page - 1 }
     ;(page % 2 === 0 ? mine : theirs).push(planned)
   }
-  return {
-    mine: { pages: mine, follow: count % 2 === 0 },
-    theirs: { pages: theirs, follow: count % 2 === 1 },
-  }
+  return { mine: { pages: mine, numbers }, theirs: { pages: theirs, numbers } }
 }
 
 /** What {@link scanListing} needs from the thread it runs on. */
@@ -163,7 +170,8 @@ export interface ScanLoopOptions {
   readonly part?: ScanPart | undefined
   /**
    * Given, a listing paged by numbers alone with 3 pages or more is shared after its first page:
-   * this loop reads every other page and hands the rest to `split`.
+   * this loop reads every other page and hands the rest to `split`. A planned page that does not
+   * report the first page's numbers then fails the scan with `SOURCE_LISTING_CHANGED`.
    */
   readonly split?: SplitListing | undefined
 }
@@ -189,9 +197,9 @@ export async function scanListing(
     polledAt: settings.polledAt,
     maxInvalid: settings.maxInvalid,
   })
-  const part = options.part ?? { pages: [{ url: source.url.href, index: 0 }], follow: true }
-  const planned = [...part.pages]
-  let follow = part.follow
+  const planned = [...(options.part?.pages ?? [{ url: source.url.href, index: 0 }])]
+  /** The numbers every planned page must report: the first page's. */
+  let expected = options.part?.numbers
   const visited = new Set<string>(planned.map((page) => page.url))
   const request = (url: URL, etag: string | undefined): Promise<PageResponse> => {
     const pending = fetchPage(url, { ...settings, ...io, token: source.token, etag })
@@ -203,8 +211,6 @@ export async function scanListing(
   if (first === undefined) return { kind: 'listing', pages: 0, etag: undefined }
   let url = new URL(first.url)
   let index = first.index
-  // Whether this page's URL was planned from page numbers (rather than the source's or a link).
-  let fromNumbers = options.part !== undefined
   let pending = request(url, index === 0 ? settings.etag : undefined)
   let pages = 0
   let etag: string | undefined
@@ -220,21 +226,20 @@ export async function scanListing(
     }
     const page = scan.read(url.href, response.raw)
     if (!page.ok) throw new PipelineError(page.code, page.message)
-    if (fromNumbers) checkPlanned(url, index, page.numbers)
+    if (expected !== undefined && index > 0) checkPlanned(url, index, page.numbers, expected)
     if (index === 0 && options.split !== undefined && page.numbers?.page === 1 && page.next !== undefined) {
       const count = pageCount(page.numbers)
       if (count > settings.maxPages) throw tooManyPages(source.url, settings.maxPages)
       if (count >= 3) {
-        const { mine, theirs } = splitPages(url, page.numbers, count)
+        const { mine, theirs } = splitPages(url, page.numbers)
         options.split(theirs)
         planned.push(...mine.pages)
-        for (const p of mine.pages) visited.add(p.url)
-        follow = mine.follow
+        expected = page.numbers
       }
     }
     let next: PlannedPage | undefined = planned.shift()
-    const nextFromNumbers = next !== undefined
-    if (next === undefined && follow && page.next !== undefined) {
+    // Planned pages end where the first page's numbers said; only an unplanned listing follows links.
+    if (next === undefined && expected === undefined && page.next !== undefined) {
       const link = new URL(page.next)
       if (visited.has(link.href)) {
         throw new PipelineError(
@@ -252,7 +257,6 @@ export async function scanListing(
     if (next === undefined) return { kind: 'listing', pages, etag }
     url = new URL(next.url)
     index = next.index
-    fromNumbers = nextFromNumbers
   }
 }
 
@@ -263,13 +267,19 @@ const tooManyPages = (url: URL, maxPages: number) =>
   )
 
 /**
- * A page planned from the first page's numbers must say it is that page: a listing whose paging
- * changed while it was read is not trusted as complete.
+ * A page planned from the first page's numbers must report them (its own page number, the same
+ * page size and total): pages read out of order are only a complete listing if nothing moved
+ * between them.
  */
-function checkPlanned(url: URL, index: number, numbers: PageNumbers | undefined): void {
-  if (numbers?.page === index + 1) return
+function checkPlanned(url: URL, index: number, numbers: PageNumbers | undefined, first: PageNumbers): void {
+  if (numbers?.page === index + 1 && numbers.pageSize === first.pageSize && numbers.total === first.total)
+    return
+  const said =
+    numbers === undefined
+      ? 'no page numbers'
+      : `page ${numbers.page}, pageSize ${numbers.pageSize}, total ${numbers.total}`
   throw new PipelineError(
-    ErrorCodes.SOURCE_BAD_SHAPE,
-    `${url.href} should be page ${index + 1} of the listing but says ${numbers === undefined ? 'nothing of its page number' : `page ${numbers.page}`}; the listing changed its paging while it was read`,
+    ErrorCodes.SOURCE_LISTING_CHANGED,
+    `${url.href} should be page ${index + 1} (pageSize ${first.pageSize}, total ${first.total}) but says ${said}: the listing changed while it was read`,
   )
 }

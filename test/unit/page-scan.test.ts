@@ -112,11 +112,20 @@ test('a body that is not JSON, not UTF-8 or not a listing fails the page with it
 })
 
 /** Serves `pages` (page n at `?page=n`) over real HTTP while `work` runs. */
-async function serving<T>(pages: Buffer[], work: (base: URL) => Promise<T>): Promise<T> {
-  const server = createServer((request, response) => {
+function serving<T>(pages: Buffer[], work: (base: URL) => Promise<T>): Promise<T> {
+  return servingPages(async (page) => pages[page - 1], work)
+}
+
+/** Serves the body `answer` gives for page n (`?page=n`) over real HTTP while `work` runs. */
+async function servingPages<T>(
+  answer: (page: number) => Promise<Buffer | undefined>,
+  work: (base: URL) => Promise<T>,
+): Promise<T> {
+  const server = createServer(async (request, response) => {
     const page = Number(new URL(request.url ?? '/', 'http://x').searchParams.get('page') ?? '1')
+    const body = await answer(page)
     response.writeHead(200, { 'content-type': 'application/json' })
-    response.end(pages[page - 1])
+    response.end(body)
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -253,19 +262,22 @@ test('records larger than the first buffer, and characters of every UTF-8 width,
   assert.deepEqual(records, raws.map(expected))
 })
 
-test('a listing paged by numbers is shared after its first page: every other page each, the last one following on', () => {
+test('a listing paged by numbers is shared after its first page: every other page each, all with its numbers', () => {
   const first = new URL('http://source.test/customers?status=active')
-  const numbers = { page: 1, pageSize: 2, total: 9 }
-  const { mine, theirs } = splitPages(first, numbers, 5)
   const at = (page: number) => ({
     url: `http://source.test/customers?status=active&page=${page}&pageSize=2`,
     index: page - 1,
   })
-  assert.deepEqual(mine, { pages: [at(2), at(4)], follow: false })
-  assert.deepEqual(theirs, { pages: [at(3), at(5)], follow: true })
-  const even = splitPages(first, numbers, 4)
-  assert.deepEqual(even.mine, { pages: [at(2), at(4)], follow: true })
-  assert.deepEqual(even.theirs, { pages: [at(3)], follow: false })
+  const odd = { page: 1, pageSize: 2, total: 9 }
+  assert.deepEqual(splitPages(first, odd), {
+    mine: { pages: [at(2), at(4)], numbers: odd },
+    theirs: { pages: [at(3), at(5)], numbers: odd },
+  })
+  const even = { page: 1, pageSize: 2, total: 8 }
+  assert.deepEqual(splitPages(first, even), {
+    mine: { pages: [at(2), at(4)], numbers: even },
+    theirs: { pages: [at(3)], numbers: even },
+  })
 })
 
 /** `scanSource` over HTTP, on `scanner`. */
@@ -326,34 +338,77 @@ test('two threads read a listing paged by numbers as one does: same records in l
   })
 })
 
-test('two threads: a listing that grew while read is followed to its end; one that changed its paging fails', async () => {
+test('two threads: a record that an insert moves between pages read out of order is not lost; the listing is read again in order', async () => {
+  // Newest first, 10 records in 5 pages. Page 4 is answered only once page 5 was, and a new record
+  // goes in front just before: record 7 moves from page 4 to page 5, and out of order neither sees it.
+  let list = Array.from({ length: 10 }, (_, i) => customer(i))
+  const page5 = Promise.withResolvers<void>()
+  const answer = async (page: number) => {
+    if (page === 4) {
+      await page5.promise
+      if (list.length === 10) list = [customer('new'), ...list]
+    }
+    const items = list.slice(2 * (page - 1), 2 * page)
+    if (page === 5) setImmediate(() => page5.resolve())
+    return body({ page, pageSize: 2, total: list.length, items })
+  }
   await withScanners(async (threads, _inline, agent) => {
-    // Page 3, the last of 3 when page 1 was read, says there are 4 by now.
-    const grown = [
-      body({ page: 1, pageSize: 2, total: 6, items: [customer(1), customer(2)] }),
-      body({ page: 2, pageSize: 2, total: 6, items: [customer(3), customer(4)] }),
-      body({ page: 3, pageSize: 2, total: 8, items: [customer(5), customer(6)] }),
-      body({ page: 4, pageSize: 2, total: 8, items: [customer(7)] }),
-    ]
-    await serving(grown, async (base) => {
-      const result = await scanWith(threads, base, agent)
+    await servingPages(answer, async (base) => {
+      const rescans: string[] = []
+      const result = await scanSource(sourceAt(base), {
+        ...settings,
+        scanner: threads,
+        dispatcher: agent,
+        onRescan: (reason) => rescans.push(reason),
+      })
       assert.ok(result.kind === 'listing')
       assert.deepEqual(
         result.records.map((r) => r.id),
-        ['1', '2', '3', '4', '5', '6', '7'],
+        ['new', ...Array.from({ length: 10 }, (_, i) => String(i))],
       )
-      assert.equal(result.pages, 4)
+      assert.equal(rescans.length, 1)
+      assert.match(
+        rescans[0] ?? '',
+        /page=4.* should be page 4 \(pageSize 2, total 10\) but says page 4, pageSize 2, total 11: the listing changed while it was read/,
+      )
     })
-    // Page 3 answers as page 2: the listing is not trusted as complete.
-    const shifted = [pagedAt(1, [customer(1)]), pagedAt(2, [customer(2)]), pagedAt(2, [customer(3)])]
+  })
+  // A page that answers as another page number: read again in order, where its link loops back.
+  const shifted = [pagedAt(1, [customer(1)]), pagedAt(2, [customer(2)]), pagedAt(2, [customer(3)])]
+  await withScanners(async (threads, _inline, agent) => {
     await serving(shifted, async (base) => {
       await assert.rejects(
         scanWith(threads, base, agent),
         (error: unknown) =>
           isPipelineError(error, ErrorCodes.SOURCE_BAD_SHAPE) &&
-          /should be page 3 of the listing but says page 2/.test((error as Error).message),
+          /links back to a page already read/.test((error as Error).message),
       )
     })
+  })
+})
+
+test('two threads: a stopping service aborts both threads of a scan', async () => {
+  const hung = Promise.withResolvers<Buffer | undefined>()
+  await withScanners(async (threads, _inline, agent) => {
+    await servingPages(
+      async (page) => (page === 3 ? hung.promise : pagedAt(page, [customer(page)])),
+      async (base) => {
+        const abort = new AbortController()
+        const scanned = scanSource(sourceAt(base), {
+          ...settings,
+          scanner: threads,
+          dispatcher: agent,
+          signal: abort.signal,
+        })
+        setTimeout(() => abort.abort(), 200)
+        await assert.rejects(scanned, (error: unknown) => isPipelineError(error, ErrorCodes.SOURCE_ABORTED))
+        hung.resolve(pagedAt(3, [customer(3)]))
+        // Both threads are free again: a scan after it completes.
+        const result = await scanWith(threads, base, agent)
+        assert.ok(result.kind === 'listing')
+        assert.equal(result.records.length, 3)
+      },
+    )
   })
 })
 

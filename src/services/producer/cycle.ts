@@ -142,6 +142,12 @@ export async function runCycle(
     etag: await ctx.state.etag(source.name),
     polledAt,
     signal,
+    onRescan: (reason) => {
+      ctx.logger.info(
+        { source: source.name, reason },
+        `${source.name}: the listing changed while two threads read it (${reason}); reading it again in order`,
+      )
+    },
     onRetry: (info) => {
       ctx.metrics.httpRetries.inc(labels)
       ctx.logger.warn(
