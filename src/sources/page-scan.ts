@@ -58,9 +58,10 @@ export interface PageRecords {
   readonly url: string
   /**
    * The page's body. A listing scanned on two threads can repeat an id across them, which only the
-   * main thread sees: it reads the later occurrence's raw record from here to dead-letter it.
+   * main thread sees: it reads the later occurrence's raw record from here to dead-letter it. A
+   * scan thread leaves it out of pages nobody else read a part of the listing of.
    */
-  readonly body: Uint8Array
+  readonly body: Uint8Array | undefined
 }
 
 /** A page read far enough to know where the listing goes on. */

@@ -36,6 +36,9 @@ async function scan(message: Extract<ToWorker, { kind: 'scan' }>): Promise<void>
   const { session, source, settings, part, split } = message
   const abort = new AbortController()
   aborts.set(session, abort)
+  // Only pages of a listing shared with another thread can hold an id the other one read too: the
+  // main thread needs their bodies to dead-letter it; other pages cross without theirs.
+  let shared = part !== undefined
   try {
     const end = await scanListing(
       { ...source, url: new URL(source.url) },
@@ -46,14 +49,20 @@ async function scan(message: Extract<ToWorker, { kind: 'scan' }>): Promise<void>
         onRetry: (info) => post({ kind: 'retry', session, info }),
       },
       (page, index) => {
-        const result = toWire({ ...page, body: transferable(page.body) })
+        const body = shared && page.body !== undefined ? transferable(page.body) : undefined
+        const result = toWire({ ...page, body })
         const { keyLengths, envelopes, ends, positions } = result.records
-        const transfer = [keyLengths, envelopes, ends, positions, result.body].map(ownBuffer)
+        const transfer = [keyLengths, envelopes, ends, positions, ...(body ? [body] : [])].map(ownBuffer)
         post({ kind: 'page', session, index, result }, transfer)
       },
       {
         part,
-        split: split ? (theirs) => post({ kind: 'delegate', session, part: theirs }) : undefined,
+        split: split
+          ? (theirs) => {
+              shared = true
+              post({ kind: 'delegate', session, part: theirs })
+            }
+          : undefined,
       },
     )
     post({ kind: 'end', session, end })

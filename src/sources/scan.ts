@@ -122,8 +122,9 @@ async function scanOnce(source: SourceSpec, options: ScanOptions, inOrder: boole
   return { kind: 'listing', records, invalid, pages: end.pages, fetched, etag: end.etag }
 }
 
-/** The raw items of a page already read once (so its body parses). */
+/** The raw items of a page already read once (so its body parses), if it came with its body. */
 function pageItems(page: PageRecords): readonly unknown[] {
+  if (page.body === undefined) return []
   const url = new URL(page.url)
   const parsed = parsePage(parseBody(url, page.body), url)
   return parsed.ok ? parsed.items : []
