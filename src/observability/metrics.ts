@@ -71,6 +71,12 @@ export function createProducerMetrics(registry: Registry) {
       labelNames: ['source'] as const,
       registers: [registry],
     }),
+    rescans: new Counter({
+      name: 'pipeline_source_rescans_total',
+      help: 'Listings read again in order because they changed while two scan threads read them',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
     consecutiveFailures: new Gauge({
       name: 'pipeline_source_consecutive_failures',
       help: 'Failed cycles in a row per source (0 after a success)',

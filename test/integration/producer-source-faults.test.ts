@@ -19,6 +19,7 @@ import {
   simulatorConfig,
   startSimulatedProducer,
 } from '../helpers/simulated-producer.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 async function fixture(t: TestContext, options: SimulatedProducerOptions = {}) {
   const producer = await startSimulatedProducer({
@@ -209,6 +210,41 @@ test('an HTML page with status 200 fails the cycle, publishes nothing and delete
   assert.deepEqual(await runtime.state.knownHashes('crm'), known, 'known hashes unchanged')
   const messages = await readExactly(config.TOPIC_CUSTOMERS, 500)
   assert.equal(messages.filter((m) => m.value === null).length, 0, 'no tombstones')
+})
+
+test('a listing that changes while two threads read it is read again in order: complete, counted, logged', async (t) => {
+  const { sim, runtime, cycle, logs } = await fixture(t, {
+    simulator: { customers: 500, pageSize: 100, paging: { customers: 'page' } },
+  })
+  await cycle('crm')
+  const gone = [...(await runtime.state.knownHashes('crm')).keys()][0] ?? ''
+  // Page 4 (the first thread's second page) is answered late; a customer is removed meanwhile, so it
+  // says 499 records where page 1 said 500.
+  sim.addFaults([{ path: '/customers', page: 4, delayMs: 1500, count: 1 }])
+  const polled = cycle('crm')
+  await waitFor('page 4 asked for', () =>
+    sim.requests().recent.some((r) => r.query.includes('page=4') && r.outcome === null),
+  )
+  assert.ok(sim.remove('customers', gone))
+  const summary = await polled
+  assert.equal(summary.outcome, 'success')
+  assert.equal(
+    summary.deleted,
+    1,
+    'the removed customer is a tombstone of the complete listing read in order',
+  )
+  assert.equal(summary.unchanged, 499)
+  assert.equal(await metricValue(runtime.metrics.rescans, { source: 'crm' }), 1)
+  assert.ok(
+    logs
+      .messages()
+      .some((m) =>
+        /^crm: the listing changed while two threads read it \(.*page=4.*total 500\) but says .*total 499.*\); reading it again in order$/.test(
+          m,
+        ),
+      ),
+    logs.messages().join('\n'),
+  )
 })
 
 test('401 and 404 are permanent: the cycle fails at once, without retries', async (t) => {

@@ -143,6 +143,7 @@ export async function runCycle(
     polledAt,
     signal,
     onRescan: (reason) => {
+      ctx.metrics.rescans.inc(labels)
       ctx.logger.info(
         { source: source.name, reason },
         `${source.name}: the listing changed while two threads read it (${reason}); reading it again in order`,
