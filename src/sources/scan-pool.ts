@@ -258,19 +258,15 @@ export function workerScanner(threads: number): PageScanner {
         signal: AbortSignal.any([stop.signal, ...(hooks.signal ? [hooks.signal] : [])]),
         onRetry: hooks.onRetry,
       }
+      const toOrder = (page: PageRecords, index: number) => order.add(page, index)
       const first = leastLoaded()
       const others: Promise<ListingEnd>[] = []
       const onDelegate =
         pool.length > 1 && hooks.inOrder !== true
           ? (part: ScanPart) => {
-              const other = leastLoaded(first).scan(
-                nextSession++,
-                source,
-                settings,
-                session,
-                (page, index) => order.add(page, index),
-                { part },
-              )
+              const other = leastLoaded(first).scan(nextSession++, source, settings, session, toOrder, {
+                part,
+              })
               const settled = other.catch(failed)
               // Awaited once the first thread is done; a failure before that must not count as unhandled.
               settled.catch(() => undefined)
@@ -280,7 +276,7 @@ export function workerScanner(threads: number): PageScanner {
       let end: ListingEnd
       try {
         end = await first
-          .scan(nextSession++, source, settings, session, (page, index) => order.add(page, index), {
+          .scan(nextSession++, source, settings, session, toOrder, {
             onDelegate,
           })
           .catch(failed)
