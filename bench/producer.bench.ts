@@ -6,7 +6,7 @@
  * source, both at once as the service does. Printed, not asserted:
  *  - the first full sync, until Kafka acknowledged everything: records/s against the 50k/s target,
  *    on the freshly started broker, and again at the end on new topics and state once the broker's
- *    JVM is warm (a running cluster is: a fresh JVM spends several times the CPU per record);
+ *    JVM is warm (as a running cluster's is; the local broker compiles with C1 only, see bench/README.md);
  *  - an unchanged re-poll of the same data: seconds against the 2 s target, messages published (0);
  *  - the same re-poll with `array` listings, whose ETag makes the second poll a 304;
  *  - the producer process's CPU time and RSS.
