@@ -234,9 +234,10 @@ export async function startKafka(options: KafkaOptions): Promise<LocalKafka> {
   writeFileSync(config, serverProperties(options.dataDir, port, controllerPort, security), { mode: 0o600 })
   writeFileSync(log4j, log4jProperties(brokerLog))
   // C1 only (no C2 optimizing compiler): on the small machines this local broker is for, C2's
-  // compiler threads took about half the broker's CPU in its first minutes, on the cores the
-  // pipeline needs. Measured in session 10: the broker's CPU per record published fell by 40-50 %,
-  // fresh and warm alike, and by a third while the consumer loads; see bench/README.md.
+  // compiler thread took about half the broker's CPU in its first minutes, on the cores the
+  // pipeline needs. Measured in session 10: the broker's CPU per record published fell by ~40 % on
+  // a fresh broker and ~20 % on a warm one, and by a third while the consumer loads; see
+  // bench/README.md, "Round 5".
   const jvm = [
     `-Xmx${options.heapMb ?? 768}m`,
     '-Xms256m',
